@@ -1,0 +1,210 @@
+"""floorboard: wiring only — settings, lifespan, middleware, mounts, and `python main.py`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+from piccolo.engine import engine_finder
+from piccolo_api.session_auth.middleware import SessionsAuthBackend
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+
+import settings as settings_module
+from live.broker import make_broker
+from routes import auth, errors, health, sites
+from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
+from routes.common import TEMPLATES_DIR
+from routes.security import (
+    LoginThrottle,
+    MemoryThrottleStore,
+    ReadableCSRFMiddleware,
+    RedisThrottleStore,
+    SecurityHeadersMiddleware,
+)
+from settings import ROOT, Settings
+
+MIGRATION_LOCK = 7_301_001  # any app-wide bigint: serialises migrations across processes
+
+
+def admin_app(settings: Settings):
+    """Piccolo's admin over our tables, behind the operators-only guard."""
+    from piccolo_admin.endpoints import create_admin
+
+    from tables.activity import Activity
+    from tables.people import Membership, Organisation, Site
+
+    admin = create_admin(
+        tables=[Organisation, Site, Membership, Activity],
+        allowed_hosts=list(settings.allowed_hosts),
+        production=settings.production,
+        site_name="floorboard admin",
+    )
+    return OperatorOnlyMiddleware(admin)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or settings_module.load()
+    redis_client = None
+    if settings.redis_url:
+        import redis.asyncio as redis
+
+        redis_client = redis.from_url(settings.redis_url, decode_responses=True)
+    broker = make_broker(settings.redis_url or None, namespace=settings.redis_namespace)
+    throttle_store = (
+        RedisThrottleStore(redis_client, settings.redis_namespace)
+        if redis_client
+        else MemoryThrottleStore()
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        db: Any = engine_finder()
+        if db.engine_type == "postgres":
+            await db.start_connection_pool(min_size=2, max_size=20)
+        await broker.start()
+        try:
+            yield
+        finally:
+            await broker.stop()
+            if redis_client is not None:
+                await redis_client.aclose()
+            if db.engine_type == "postgres":
+                await db.close_connection_pool()
+
+    site_mount = Mount(
+        "/s/{site}",
+        routes=sites.site_routes,
+        middleware=[Middleware(SiteMembershipMiddleware)],
+    )
+    app = Starlette(
+        routes=[
+            *health.routes,
+            *auth.routes,
+            *sites.routes,
+            site_mount,
+            Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
+            Mount("/admin", admin_app(settings), name="admin"),
+        ],
+        middleware=[
+            Middleware(SecurityHeadersMiddleware, production=settings.production),
+            Middleware(
+                ReadableCSRFMiddleware,  # type: ignore[arg-type]  # BaseHTTPMiddleware typing
+                on_refused=errors.csrf_refused,
+                allowed_hosts=list(settings.allowed_hosts),
+                allow_form_param=True,
+            ),
+            Middleware(
+                AuthenticationMiddleware,
+                backend=SessionsAuthBackend(
+                    admin_only=False,
+                    allow_unauthenticated=True,
+                    increase_expiry=timedelta(minutes=30),
+                ),
+            ),
+        ],
+        exception_handlers=errors.exception_handlers,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.broker = broker
+    app.state.redis = redis_client
+    app.state.login_throttle = LoginThrottle(throttle_store)
+    assert TEMPLATES_DIR.is_dir()
+    return app
+
+
+async def migrate(db) -> None:
+    """Apply migrations once, even when several servers start at the same moment."""
+    from piccolo.apps.migrations.commands.forwards import run_forwards
+
+    if db.engine_type == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn=db.config["dsn"])
+        try:
+            await conn.execute("SELECT pg_advisory_lock($1)", MIGRATION_LOCK)
+            result = await run_forwards("all")
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", MIGRATION_LOCK)
+            await conn.close()
+    else:
+        await db.run_ddl("PRAGMA journal_mode=WAL")  # readers never wait for the writer
+        result = await run_forwards("all")
+    if not result.success:
+        raise SystemExit(f"Migrations failed: {result.message}")
+
+
+async def prepare() -> bool:
+    """Migrate, and load the demo data into an empty database. True if it was loaded."""
+    import demo
+
+    db = engine_finder()
+    with contextlib.redirect_stdout(sys.stderr):
+        await migrate(db)
+    if await demo.is_loaded():
+        return False
+    await demo.load()
+    return True
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    env = os.environ
+    parser = argparse.ArgumentParser(description="Serve floorboard.")
+    parser.add_argument("--database-url", default=env.get("DATABASE_URL", ""))
+    parser.add_argument("--redis-url", default=env.get("REDIS_URL", ""))
+    parser.add_argument("--secret-key", default=env.get("SECRET_KEY", ""))
+    parser.add_argument("--host", default=env.get("HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env.get("PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=int(env.get("WORKERS", "1")))
+    parser.add_argument("--no-migrate", action="store_true", help="skip migrations and demo data")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    for key in ("database_url", "redis_url", "secret_key", "host", "port", "workers"):
+        value = getattr(args, key)
+        if value not in ("", None):
+            os.environ[key.upper()] = str(value)
+    settings = settings_module.load()
+    if problems := settings.problems():
+        sys.exit("floorboard cannot start:\n  " + "\n  ".join(problems))
+    if not args.no_migrate:
+        loaded = asyncio.run(prepare())
+        if loaded:
+            print("Loaded the demo data.", file=sys.stderr)
+    import uvicorn
+
+    url = f"http://{settings.host}:{settings.port}"
+    print(
+        f"\nfloorboard on {url}  ({settings.engine}, {settings.broker} broker, "
+        f"{settings.workers} worker{'s' if settings.workers > 1 else ''})\n"
+        "Sign in as alice, bob, charlie, dana, erin, frank, admin or oscar; "
+        "ops for /admin. Password: demo\n",
+        file=sys.stderr,
+        flush=True,
+    )
+    uvicorn.run(
+        "main:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        timeout_graceful_shutdown=5,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,88 @@
+"""Who may see what: site membership for everything under /s/{site}, operators for /admin.
+
+Membership is checked once, by a middleware on the `/s/{site}` mount, so no area can forget
+it. Unknown sites and sites the user does not belong to both answer 404 (SPEC §3: no
+existence leaks), for pages, actions and live streams alike.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.exceptions import HTTPException
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tables.people import SiteAccess, site_access
+
+
+def login_url(path: str) -> str:
+    return "/login?next=" + quote(path, safe="/")
+
+
+def user_id(conn: HTTPConnection) -> int | None:
+    user = conn.scope.get("user")
+    if user is None or not user.is_authenticated:
+        return None
+    return user.user.id
+
+
+class SiteMembershipMiddleware:
+    """Puts the user's `SiteAccess` on `request.state.site`, or answers 404 / sends to login."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        uid = user_id(conn)
+        if uid is None:
+            if scope["method"] in ("GET", "HEAD"):
+                response = RedirectResponse(login_url(conn.url.path), status_code=303)
+                await response(scope, receive, send)
+                return
+            raise HTTPException(401, "Your session has ended. Sign in again.")
+        slug = scope["path_params"].get("site", "")
+        access = await site_access(slug, uid)
+        if access is None:
+            raise HTTPException(404, "There is no such page.")
+        scope.setdefault("state", {})["site"] = access
+        await self.app(scope, receive, send)
+
+
+def site_of(request: Request) -> SiteAccess:
+    """The site the request is under; set by SiteMembershipMiddleware."""
+    return request.state.site
+
+
+def require_manager(request: Request) -> SiteAccess:
+    """The site, if the user manages it; 403 otherwise (they are a member, so nothing leaks)."""
+    access = site_of(request)
+    if not access.is_manager:
+        raise HTTPException(403, f"Only a manager of {access.name} may do that.")
+    return access
+
+
+class OperatorOnlyMiddleware:
+    """Guards /admin: Piccolo's admin is not tenant-scoped, so only platform operators
+    (superusers) get in. Anyone else signed in gets the same 404 as any unknown page."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
+            response = RedirectResponse(login_url("/admin/"), status_code=303)
+            await response(scope, receive, send)
+            return
+        if not (user.user.superuser and user.user.active):
+            raise HTTPException(404, "There is no such page.")
+        await self.app(scope, receive, send)

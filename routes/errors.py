@@ -1,0 +1,76 @@
+"""Error pages in the app's frame, for browsers and htmx alike."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from collections.abc import Mapping
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
+
+from routes.common import templates
+
+log = logging.getLogger("floorboard")
+
+TITLES = {
+    400: "That request could not be read",
+    401: "Please sign in",
+    403: "Not allowed",
+    404: "Page not found",
+    405: "Not allowed here",
+    409: "Someone changed this first",
+    422: "Please check what you entered",
+    423: "Someone else is editing this",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+    503: "Temporarily unavailable",
+}
+
+
+def error_page(
+    request: Request, status_code: int, message: str, headers: Mapping[str, str] | None = None
+) -> Response:
+    if request.url.path.endswith("/live"):
+        # An EventSource gets a short answer; htmx shows the connection as lost.
+        return PlainTextResponse(message, status_code=status_code, headers=headers)
+    return templates.TemplateResponse(
+        request,
+        "errors/error.html",
+        {
+            "status_code": status_code,
+            "title": TITLES.get(status_code, "Error"),
+            "message": message,
+        },
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+async def http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code in (204, 304):
+        return Response(status_code=exc.status_code, headers=exc.headers)
+    message = exc.detail if exc.detail and exc.detail != TITLES.get(exc.status_code) else ""
+    return error_page(request, exc.status_code, message, headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    try:
+        return error_page(request, 500, "It has been logged. Please try again in a moment.")
+    except Exception:  # the frame itself failed: fall back to bare HTML
+        return HTMLResponse("<h1>Something went wrong on our side</h1>", status_code=500)
+
+
+def csrf_refused(request: Request, reason: str) -> Response:
+    log.info("CSRF refusal on %s: %s", request.url.path, reason)
+    return error_page(
+        request,
+        403,
+        "This form has expired or did not come from floorboard. Reload the page and try again.",
+    )
+
+
+exception_handlers = {HTTPException: http_exception, 500: server_error}

@@ -1,0 +1,1 @@
+"""floorboard's tables: a Piccolo app, one module per area."""

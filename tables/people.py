@@ -1,0 +1,143 @@
+"""People and places: organisations (tenants), their sites, and who works where (SPEC §3)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+from zoneinfo import ZoneInfo, available_timezones
+
+from piccolo.apps.user.tables import BaseUser
+from piccolo.columns import ForeignKey, Serial, Varchar
+from piccolo.table import Table
+
+from tables.base import DomainError
+
+
+class Role(StrEnum):
+    manager = "manager"
+    dispatcher = "dispatcher"
+    staff = "staff"
+
+
+class SiteKind(StrEnum):
+    branch = "branch"  # a courier branch
+    hotel = "hotel"
+    workshop = "workshop"
+    depot = "depot"
+
+
+class Organisation(Table):
+    id: Serial
+    name = Varchar(length=200, unique=True)
+
+
+SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
+
+
+class Site(Table):
+    id: Serial
+    organisation = ForeignKey(Organisation, null=False)
+    slug = Varchar(length=50, unique=True, index=True)
+    name = Varchar(length=200)
+    kind = Varchar(length=20, choices=SiteKind, default=SiteKind.branch)
+    timezone = Varchar(length=64, default="UTC")
+
+    @staticmethod
+    def validate_timezone(name: str) -> ZoneInfo:
+        if name not in available_timezones():
+            raise DomainError(f"“{name}” is not a time zone we know.", field="timezone")
+        return ZoneInfo(name)
+
+
+class Membership(Table):
+    id: Serial
+    user = ForeignKey(BaseUser, null=False)
+    site = ForeignKey(Site, null=False)
+    role = Varchar(length=20, choices=Role, default=Role.staff)
+    # One role per (user, site): a unique index made by the migration, because SQLite
+    # cannot ALTER TABLE … ADD CONSTRAINT, which is what Piccolo's Unique() generates.
+
+
+@dataclass(frozen=True, slots=True)
+class SiteAccess:
+    """A signed-in user's standing at one site: what every page under /s/{site} is given."""
+
+    site_id: int
+    slug: str
+    name: str
+    kind: str
+    timezone: str
+    organisation_id: int
+    organisation: str
+    user_id: int
+    username: str
+    display_name: str
+    role: str
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role == Role.manager.value
+
+
+def display_name(first: str | None, last: str | None, username: str) -> str:
+    return " ".join(p for p in (first, last) if p) or username
+
+
+async def site_access(slug: str, user_id: int) -> SiteAccess | None:
+    """The user's membership of the site, or None when the site is unknown or not theirs.
+
+    Both cases look the same on purpose: outsiders must not learn which sites exist.
+    """
+    if not SLUG.fullmatch(slug):  # also keeps NUL bytes and 5 kB paths away from the database
+        return None
+    row = await (
+        Membership.select(
+            Membership.site.id,
+            Membership.site.slug,
+            Membership.site.name,
+            Membership.site.kind,
+            Membership.site.timezone,
+            Membership.site._.organisation._.id,
+            Membership.site._.organisation._.name,
+            Membership.user.id,
+            Membership.user.username,
+            Membership.user.first_name,
+            Membership.user.last_name,
+            Membership.role,
+        )
+        .where((Membership.site.slug == slug) & (Membership.user.id == user_id))
+        .first()
+        .output(nested=True)
+    )
+    if row is None:
+        return None
+    site, user = row["site"], row["user"]
+    return SiteAccess(
+        site_id=site["id"],
+        slug=site["slug"],
+        name=site["name"],
+        kind=site["kind"],
+        timezone=site["timezone"],
+        organisation_id=site["organisation"]["id"],
+        organisation=site["organisation"]["name"],
+        user_id=user["id"],
+        username=user["username"],
+        display_name=display_name(user["first_name"], user["last_name"], user["username"]),
+        role=row["role"],
+    )
+
+
+async def sites_of(user_id: int) -> list[dict]:
+    """The sites a user belongs to, for the site switcher: slug, name, role, organisation."""
+    return await (
+        Membership.select(
+            Membership.site.slug.as_alias("slug"),
+            Membership.site.name.as_alias("name"),
+            Membership.site._.organisation._.name.as_alias("organisation"),
+            Membership.role,
+        )
+        .where(Membership.user.id == user_id)
+        .order_by(Membership.site._.organisation._.name)
+        .order_by(Membership.site.name)
+    )

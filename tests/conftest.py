@@ -1,0 +1,158 @@
+"""Test set-up: a fresh database per run, on the engine FB_TEST_DB names.
+
+    FB_TEST_DB=sqlite   (default) SQLite file in a temp dir + the in-process broker
+    FB_TEST_DB=postgres a throwaway PostgreSQL database + Redis (REDIS_URL)
+
+`make test` runs the suite once each way. A service that is not answering fails the run:
+nothing here skips.
+
+The environment is set at import time, before anything imports piccolo_conf or the tables
+(a Table caches its engine on first use).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from bs4 import BeautifulSoup
+
+ENGINE = os.environ.get("FB_TEST_DB", "sqlite")
+if ENGINE not in ("sqlite", "postgres"):
+    raise RuntimeError(f"FB_TEST_DB must be sqlite or postgres, not {ENGINE!r}")
+
+PG_ADMIN_DSN = os.environ.get("TEST_PG_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:8]
+
+if ENGINE == "postgres":
+    TEST_DB = f"fbtest_{RUN_ID}"
+    os.environ["DATABASE_URL"] = PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + TEST_DB
+    os.environ["REDIS_URL"] = TEST_REDIS_URL
+else:
+    TEST_DB = ""
+    os.environ.pop("DATABASE_URL", None)
+    os.environ.pop("REDIS_URL", None)
+    os.environ["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="fbtest-")) / "test.sqlite")
+os.environ["REDIS_NAMESPACE"] = f"fbtest-{RUN_ID}"
+os.environ.pop("WORKERS", None)
+
+
+def pytest_report_header(config) -> list[str]:
+    where = os.environ["DATABASE_URL"] if ENGINE == "postgres" else os.environ["SQLITE_PATH"]
+    broker = f"redis ({TEST_REDIS_URL})" if ENGINE == "postgres" else "in-process memory"
+    return [f"floorboard: database engine {ENGINE} at {where}; broker {broker}"]
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def database() -> AsyncIterator[None]:
+    """Create the database, run the real migrations, load the demo data; drop it after."""
+    if ENGINE == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        await conn.execute(f'CREATE DATABASE "{TEST_DB}"')
+        await conn.close()
+    from piccolo.engine import engine_finder
+
+    import demo
+    from main import migrate
+
+    await migrate(engine_finder())
+    await demo.load()
+    yield
+    if ENGINE == "postgres":
+        import asyncpg
+
+        conn = await asyncpg.connect(PG_ADMIN_DSN)
+        await conn.execute(f'DROP DATABASE "{TEST_DB}" WITH (FORCE)')
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+async def app(database):
+    """The real app with its lifespan running (broker started, PostgreSQL pool open)."""
+    from main import create_app
+
+    application = create_app()
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture(autouse=True)
+async def fresh_throttle(request):
+    """Failed sign-ins in one test must not throttle the next."""
+    if "app" in request.fixturenames:
+        application = request.getfixturevalue("app")
+        await application.state.login_throttle.store.clear_all()
+    yield
+
+
+class Client:
+    """An httpx client that behaves like a browser tab: cookies, CSRF field, no redirects."""
+
+    def __init__(self, http) -> None:
+        self.http = http
+
+    @property
+    def csrftoken(self) -> str:
+        return self.http.cookies.get("csrftoken", "")
+
+    async def get(self, url: str, **kwargs):
+        return await self.http.get(url, **kwargs)
+
+    async def post(self, url: str, data: dict | None = None, *, csrf: bool = True, **kwargs):
+        if not self.csrftoken:
+            await self.http.get("/login")  # any safe request sets the CSRF cookie
+        form = dict(data or {})
+        if csrf:
+            form.setdefault("csrftoken", self.csrftoken)
+        return await self.http.post(url, data=form, **kwargs)
+
+    async def sign_in(self, username: str, password: str = "demo"):
+        response = await self.post("/login", {"username": username, "password": password})
+        assert response.status_code == 303, f"sign-in as {username}: {response.status_code}"
+        return response
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[Client]:
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        yield Client(http)
+
+
+@pytest.fixture
+async def as_user(app):
+    """`await as_user("alice")` -> a signed-in Client; several can be open at once."""
+    import httpx
+
+    opened: list[httpx.AsyncClient] = []
+
+    async def open_as(username: str) -> Client:
+        http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1"
+        )
+        opened.append(http)
+        c = Client(http)
+        await c.sign_in(username)
+        return c
+
+    yield open_as
+    for http in opened:
+        await http.aclose()
+
+
+def soup(response) -> BeautifulSoup:
+    return BeautifulSoup(response.text, "html.parser")
+
+
+def texts(response, selector: str) -> list[str]:
+    """The visible text of every element matching a CSS selector: what a user reads."""
+    return [" ".join(el.get_text(" ").split()) for el in soup(response).select(selector)]
