@@ -1,0 +1,246 @@
+"""The broker interface shared by the in-process and Redis backends (SPEC §4).
+
+A broker stores each published event in a capped per-topic history and hands it to every
+local `Subscription` of its topic. Subscriptions are per viewer and cheap: a deque and at
+most one pending future, no task or timer. The broker feeds them without ever awaiting, so
+one slow viewer cannot hold up the others: a subscription that falls too far behind is cut
+off (`overflowed`) and its viewer resyncs on return. When the broker may have missed
+messages (a Redis reconnect or a lost epoch), every subscription ends with `reset`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from abc import ABC, abstractmethod
+from collections import deque
+from typing import Literal
+
+from live.events import Cursor, Event
+
+DEFAULT_MAX_EVENTS = 256
+DEFAULT_MAX_BYTES = 1_000_000
+
+
+class Subscription:
+    """A bounded live feed of events for some topics; an async iterator of `Event`.
+
+    Iteration ends when the subscription is cut off (`overflowed`), invalidated by a
+    possible gap (`reset`) or closed (`closed`, by `close()` or `broker.stop()`). Whatever
+    was still queued is dropped then: after a gap or an overflow the viewer needs a resync,
+    not a few more stale events.
+    """
+
+    __slots__ = (
+        "_bytes",
+        "_fanout",
+        "_max_bytes",
+        "_max_events",
+        "_queue",
+        "_waiter",
+        "closed",
+        "overflowed",
+        "reset",
+        "topics",
+    )
+
+    def __init__(self, fanout: Fanout, topics: list[str], max_events: int, max_bytes: int) -> None:
+        self.topics = tuple(dict.fromkeys(topics))
+        self.overflowed = False
+        self.reset = False
+        self.closed = False
+        self._fanout = fanout
+        self._max_events = max_events
+        self._max_bytes = max_bytes
+        self._queue: deque[Event] = deque()
+        self._bytes = 0
+        self._waiter: asyncio.Future[None] | None = None
+
+    @property
+    def ended(self) -> bool:
+        return self.overflowed or self.reset or self.closed
+
+    @property
+    def queued(self) -> int:
+        """Events waiting to be read."""
+        return len(self._queue)
+
+    @property
+    def queued_bytes(self) -> int:
+        """Size of the waiting events' HTML, in characters (the cap's unit)."""
+        return self._bytes
+
+    def close(self) -> None:
+        """Stop receiving and unregister; safe to call more than once (e.g. in `finally:`)."""
+        self._end("closed")
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Event:
+        # Cancelling this await (a heartbeat timeout around it) loses nothing: events are
+        # only taken off the queue once the wait is over.
+        while not self._queue:
+            if self.ended:
+                raise StopAsyncIteration
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        event = self._queue.popleft()
+        self._bytes -= len(event.html)
+        return event
+
+    def _offer(self, event: Event) -> bool:
+        """Queue `event` without waiting; False when that would exceed a cap.
+
+        The byte cap counts characters of HTML (len() is O(1); encoding per viewer is what
+        the fan-out must avoid). An event larger than the cap is still accepted into an
+        empty queue, or a big enough change could never reach anybody.
+        """
+        queue = self._queue
+        size = len(event.html)
+        if queue and (len(queue) >= self._max_events or self._bytes + size > self._max_bytes):
+            return False
+        queue.append(event)
+        self._bytes += size
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        return True
+
+    def _end(self, reason: Literal["overflowed", "reset", "closed"]) -> None:
+        if self.ended:
+            return
+        if reason == "overflowed":
+            self.overflowed = True
+        elif reason == "reset":
+            self.reset = True
+        else:
+            self.closed = True
+        self._fanout.remove(self)
+        self._queue.clear()
+        self._bytes = 0
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+
+class Fanout:
+    """The local subscriptions of one broker, by topic; delivery never awaits."""
+
+    __slots__ = ("_by_topic", "_closed")
+
+    def __init__(self) -> None:
+        self._by_topic: dict[str, set[Subscription]] = {}
+        self._closed = False
+
+    def __len__(self) -> int:
+        return len({sub for subs in self._by_topic.values() for sub in subs})
+
+    def subscribe(self, topics: list[str], max_events: int, max_bytes: int) -> Subscription:
+        sub = Subscription(self, topics, max_events, max_bytes)
+        if self._closed:
+            # A stream opened during shutdown ends at once instead of waiting forever.
+            sub.closed = True
+            return sub
+        for topic in sub.topics:
+            self._by_topic.setdefault(topic, set()).add(sub)
+        return sub
+
+    def remove(self, sub: Subscription) -> None:
+        for topic in sub.topics:
+            subs = self._by_topic.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._by_topic[topic]
+
+    def deliver(self, event: Event) -> None:
+        """Hand one decoded event to every subscriber of its topic (the shared object)."""
+        subs = self._by_topic.get(event.topic)
+        if not subs:
+            return
+        # Cut-offs are collected first because ending a subscription edits `subs`.
+        full = [sub for sub in subs if not sub._offer(event)]
+        for sub in full:
+            sub._end("overflowed")
+
+    def reset_all(self) -> None:
+        """End every subscription because events may have been missed."""
+        for sub in self._all():
+            sub._end("reset")
+
+    def close_all(self) -> None:
+        """End every subscription and refuse new ones (broker shutdown)."""
+        self._closed = True
+        for sub in self._all():
+            sub._end("closed")
+
+    def _all(self) -> list[Subscription]:
+        return list({sub for subs in self._by_topic.values() for sub in subs})
+
+
+class Broker(ABC):
+    """Publish events to topics, keep their recent history, feed local subscriptions."""
+
+    epoch: str
+
+    def __init__(self) -> None:
+        self.epoch = ""
+        self._fanout = Fanout()
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Get ready to publish and deliver (call once, from the app's lifespan)."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """End all subscriptions and release connections; returns promptly."""
+
+    @abstractmethod
+    async def publish(self, topic: str, kind: str, actor: str, html: str) -> Event:
+        """Store the event in the topic's history and deliver it live, in the topic's order."""
+
+    @abstractmethod
+    async def publish_ephemeral(self, topic: str, kind: str, actor: str, html: str) -> None:
+        """Deliver to current subscribers only; never stored, never replayed."""
+
+    @abstractmethod
+    async def cursor(self, topics: list[str]) -> Cursor:
+        """The current epoch and each topic's latest position (embedded in a rendered page)."""
+
+    @abstractmethod
+    async def since(self, topic: str, position: str) -> list[Event] | None:
+        """Events after `position` ("" = from the start), or None if it cannot be resumed."""
+
+    @abstractmethod
+    async def healthy(self) -> bool:
+        """Whether the broker can publish right now."""
+
+    def subscribe(
+        self,
+        topics: list[str],
+        max_events: int = DEFAULT_MAX_EVENTS,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> Subscription:
+        """A new live feed for `topics`; subscribe before replaying `since` to leave no gap."""
+        return self._fanout.subscribe(topics, max_events, max_bytes)
+
+    @property
+    def subscriptions(self) -> int:
+        """Number of open subscriptions (for metrics and tests)."""
+        return len(self._fanout)
+
+
+def make_broker(redis_url: str | None, namespace: str = "fb") -> Broker:
+    """The Redis broker when a URL is configured, else the in-process one."""
+    # Imported here: both backends import this module for the interface.
+    if redis_url:
+        from live.redis_broker import RedisBroker
+
+        return RedisBroker(redis_url, namespace=namespace)
+    from live.memory_broker import MemoryBroker
+
+    return MemoryBroker()
