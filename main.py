@@ -21,15 +21,20 @@ from starlette.staticfiles import StaticFiles
 
 import settings as settings_module
 from live.broker import make_broker
+from live.hub import LiveHub
+from live.locks import LockStore, MemoryLocks, RedisLocks
+from live.presence import MemoryPresence, PresenceStore, RedisPresence
 from routes import auth, errors, health, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
-from routes.common import TEMPLATES_DIR
+from routes.common import TEMPLATES_DIR, templates
+from routes.live import render_presence
 from routes.security import (
     LoginThrottle,
     MemoryThrottleStore,
     ReadableCSRFMiddleware,
     RedisThrottleStore,
     SecurityHeadersMiddleware,
+    ThrottleStore,
 )
 from settings import ROOT, Settings
 
@@ -54,28 +59,38 @@ def admin_app(settings: Settings):
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_module.load()
+    ns = settings.redis_namespace
+    broker = make_broker(settings.redis_url or None, namespace=ns)
+    presence: PresenceStore
+    locks: LockStore
+    throttle_store: ThrottleStore
     redis_client = None
     if settings.redis_url:
         import redis.asyncio as redis
 
-        redis_client = redis.from_url(settings.redis_url, decode_responses=True)
-    broker = make_broker(settings.redis_url or None, namespace=settings.redis_namespace)
-    throttle_store = (
-        RedisThrottleStore(redis_client, settings.redis_namespace)
-        if redis_client
-        else MemoryThrottleStore()
-    )
+        # A blocking pool: a burst of 200 viewers' heartbeats waits for a connection
+        # instead of failing with MaxConnectionsError (redis-py's default pool raises).
+        pool = redis.BlockingConnectionPool.from_url(
+            settings.redis_url, max_connections=64, timeout=5, decode_responses=True
+        )
+        redis_client = redis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
+        presence = RedisPresence(redis_client, ns)
+        locks = RedisLocks(redis_client, ns)
+        throttle_store = RedisThrottleStore(redis_client, ns)
+    else:
+        presence, locks, throttle_store = MemoryPresence(), MemoryLocks(), MemoryThrottleStore()
+    hub = LiveHub(broker, presence, render_presence)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db: Any = engine_finder()
         if db.engine_type == "postgres":
             await db.start_connection_pool(min_size=2, max_size=20)
-        await broker.start()
+        await hub.start()
         try:
             yield
         finally:
-            await broker.stop()
+            await hub.stop()
             if redis_client is not None:
                 await redis_client.aclose()
             if db.engine_type == "postgres":
@@ -115,8 +130,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=errors.exception_handlers,
         lifespan=lifespan,
     )
+    templates.env.globals["path_for"] = app.url_path_for  # paths, right for every viewer
     app.state.settings = settings
     app.state.broker = broker
+    app.state.hub = hub
+    app.state.locks = locks
     app.state.redis = redis_client
     app.state.login_throttle = LoginThrottle(throttle_store)
     assert TEMPLATES_DIR.is_dir()

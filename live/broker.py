@@ -167,6 +167,14 @@ class Fanout:
         for sub in full:
             sub._end("overflowed")
 
+    def offer_all(self, event: Event) -> None:
+        """Offer an event to every local subscription whatever its topics (heartbeats).
+
+        A subscription too full to take it is left alone: it is about to be cut off anyway.
+        """
+        for sub in self._all():
+            sub._offer(event)
+
     def reset_all(self) -> None:
         """End every subscription because events may have been missed."""
         for sub in self._all():
@@ -227,6 +235,10 @@ class Broker(ABC):
     ) -> Subscription:
         """A new live feed for `topics`; subscribe before replaying `since` to leave no gap."""
         return self._fanout.subscribe(topics, max_events, max_bytes)
+
+    def tick(self, event: Event) -> None:
+        """Offer `event` to every local subscription: one loop per heartbeat, no timers."""
+        self._fanout.offer_all(event)
 
     @property
     def subscriptions(self) -> int:

@@ -108,9 +108,18 @@ class RedisBroker(Broker):
         self._retention_ms = int(retention_seconds * 1000)
         # Unique per broker instance so an operator (or a test) can find its connections.
         self.client_name = f"floorboard-{namespace}-{secrets.token_hex(4)}"
-        self._client = aioredis.from_url(
-            url, decode_responses=True, health_check_interval=30, client_name=self.client_name
+        # A blocking pool: when a thousand viewers reconnect at once (say after a Redis
+        # restart) their replays queue for a connection instead of failing with
+        # MaxConnectionsError, which is what redis-py's default pool does at 100.
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=50,
+            timeout=10,
+            decode_responses=True,
+            health_check_interval=30,
+            client_name=self.client_name,
         )
+        self._client = aioredis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
         self._publish_script = self._client.register_script(_PUBLISH_LUA)
         self._cursor_script = self._client.register_script(_CURSOR_LUA)
         self._reader: asyncio.Task[None] | None = None

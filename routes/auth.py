@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from routes.access import user_id
-from routes.common import FormErrors, render
+from routes.common import FormErrors, form_of, render
 
 SESSION_COOKIE = "id"  # the name piccolo_api's SessionsAuthBackend and piccolo_admin read
 SESSION_EXPIRY = timedelta(hours=12)  # a shift; SessionsAuthBackend slides it while in use
@@ -72,7 +72,7 @@ async def login_page(request: Request) -> Response:
 
 
 async def login_submit(request: Request) -> Response:
-    form = request.scope.get("form") or await request.form()
+    form = await form_of(request)
     username = str(form.get("username") or "").strip()
     password = str(form.get("password") or "")
     errors = FormErrors()

@@ -79,6 +79,12 @@ def render(
     )
 
 
+async def form_of(request: Request) -> Mapping[str, Any]:
+    """The posted form. piccolo_api's CSRF middleware may already have read the body (to
+    find the token field); it leaves the parsed form in the scope, and the body is gone."""
+    return request.scope.get("form") or await request.form()
+
+
 def redirect(request: Request, url: str) -> Response:
     """After a successful POST: 303 for plain forms, HX-Location for htmx (no page swap)."""
     if is_htmx(request):

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-
-from starlette.exceptions import HTTPException
 from collections.abc import Mapping
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 

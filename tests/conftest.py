@@ -15,11 +15,18 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
+from uuid import uuid4
 
 import pytest
+import redis.asyncio as aioredis
 from bs4 import BeautifulSoup
+
+from live.broker import Broker
+from live.memory_broker import MemoryBroker
+from live.redis_broker import RedisBroker
 
 ENGINE = os.environ.get("FB_TEST_DB", "sqlite")
 if ENGINE not in ("sqlite", "postgres"):
@@ -71,6 +78,11 @@ async def database() -> AsyncIterator[None]:
         conn = await asyncpg.connect(PG_ADMIN_DSN)
         await conn.execute(f'DROP DATABASE "{TEST_DB}" WITH (FORCE)')
         await conn.close()
+        client = aioredis.from_url(TEST_REDIS_URL)
+        keys = [key async for key in client.scan_iter(match=f"fbtest-{RUN_ID}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +168,56 @@ def soup(response) -> BeautifulSoup:
 def texts(response, selector: str) -> list[str]:
     """The visible text of every element matching a CSS selector: what a user reads."""
     return [" ".join(el.get_text(" ").split()) for el in soup(response).select(selector)]
+
+
+# -- brokers: one test body for the in-process and the Redis backend -----------------------
+
+MakeBroker = Callable[..., Awaitable[Broker]]
+BROKER_REDIS_URL = os.environ.get("REDIS_URL") or TEST_REDIS_URL
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def namespace() -> str:
+    return f"fbtest-{uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def admin() -> AsyncIterator[aioredis.Redis]:
+    """A separate Redis client, playing another process or the operator."""
+    client = aioredis.from_url(BROKER_REDIS_URL, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def make(backend: str, namespace: str) -> AsyncIterator[MakeBroker]:
+    """Start brokers of the backend under test; every broker shares the test's namespace,
+    so two of them behave like two processes of one deployment."""
+    brokers: list[Broker] = []
+
+    async def factory(**options: Any) -> Broker:
+        broker: Broker
+        if backend == "memory":
+            broker = MemoryBroker(**options)
+        else:
+            broker = RedisBroker(BROKER_REDIS_URL, namespace=namespace, **options)
+        await broker.start()
+        brokers.append(broker)
+        return broker
+
+    yield factory
+    for broker in brokers:
+        await broker.stop()
+    if backend == "redis" and brokers:
+        client = aioredis.from_url(BROKER_REDIS_URL, decode_responses=True)
+        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
+        if keys:
+            await client.delete(*keys)
+        await client.aclose()
+
+

@@ -139,3 +139,15 @@ async def test_csrf_header_is_accepted_for_htmx_requests(as_user):
         "/logout", headers={"X-CSRFToken": alice.csrftoken, "HX-Request": "true"}
     )
     assert response.status_code == 303
+
+
+async def test_rendered_forms_carry_the_token_the_cookie_holds(client):
+    """A browser posts what the page rendered, not the cookie: the two must agree."""
+    first = await client.get("/login")
+    token = soup(first).select_one("input[name=csrftoken]")["value"]
+    assert token and token == client.csrftoken
+    form = {"username": "alice", "password": "demo", "csrftoken": token}
+    assert (await client.http.post("/login", data=form)).status_code == 303
+    home = await client.get("/s/nairobi/")
+    tokens = {i["value"] for i in soup(home).select("input[name=csrftoken]")}
+    assert tokens == {client.csrftoken}  # sign-out and note forms alike

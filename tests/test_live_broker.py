@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-from uuid import uuid4
+from collections.abc import Awaitable, Callable
 
 import pytest
 import redis.asyncio as aioredis
@@ -23,51 +21,6 @@ from live.redis_broker import RedisBroker
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 MakeBroker = Callable[..., Awaitable[Broker]]
-
-
-@pytest.fixture(params=["memory", "redis"])
-def backend(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-@pytest.fixture
-def namespace() -> str:
-    return f"fbtest-{uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[aioredis.Redis]:
-    """A separate Redis client, playing another process or the operator."""
-    client = aioredis.from_url(REDIS_URL, decode_responses=True)
-    yield client
-    await client.aclose()
-
-
-@pytest.fixture
-async def make(backend: str, namespace: str) -> AsyncIterator[MakeBroker]:
-    """Start brokers of the backend under test; every broker shares the test's namespace,
-    so two of them behave like two processes of one deployment."""
-    brokers: list[Broker] = []
-
-    async def factory(**options: Any) -> Broker:
-        broker: Broker
-        if backend == "memory":
-            broker = MemoryBroker(**options)
-        else:
-            broker = RedisBroker(REDIS_URL, namespace=namespace, **options)
-        await broker.start()
-        brokers.append(broker)
-        return broker
-
-    yield factory
-    for broker in brokers:
-        await broker.stop()
-    if backend == "redis" and brokers:
-        client = aioredis.from_url(REDIS_URL, decode_responses=True)
-        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
-        await client.aclose()
 
 
 async def take(sub: Subscription, count: int, within: float = 5.0) -> list[Event]:

@@ -1,0 +1,208 @@
+"""The live hub: one per process, between the routes and the broker (SPEC §4).
+
+It owns the process-wide loops, so that no stream needs a timer of its own:
+
+* the **ticker** offers a heartbeat to every open stream every `ping_every` seconds (proxies
+  keep idle streams open; a viewer whose socket stopped draining is cut off when the write
+  times out), and closes streams whose page connection stopped heartbeating (a tablet that
+  vanished leaves a half-open socket behind: it is evicted within `evict_after` seconds);
+* the **sweeper** turns presence changes into one rendered update per page and interval
+  (joins and leaves are coalesced: 200 tablets arriving at once make a handful of updates,
+  not 200), published as an ephemeral event on the page's presence topic.
+
+Presence is tied to the page connection a tab opens (`conn_id`, chosen at render time and
+kept across reconnects), refreshed by the stream opening and by the page's heartbeat
+requests, so an SSE reconnect within the grace period shows no leave/join flap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from live.broker import Broker, Subscription
+from live.events import Event
+from live.presence import PresenceStore, Viewer
+from live.stream import PING_KIND, LiveStream, Renderer
+
+log = logging.getLogger("floorboard.live")
+
+PING_EVENT = Event(topic="", seq=0, position="", kind=PING_KIND, actor="", html="", ephemeral=True)
+
+# (page, viewers now, joined, left) -> the <hx-partial>s for #presence and #toasts
+PresenceRenderer = Callable[[str, list[Viewer], list[Viewer], list[Viewer]], str]
+
+
+def presence_topic(page: str) -> str:
+    return f"presence:{page}"
+
+
+@dataclass
+class _PageState:
+    streams: dict[str, Subscription] = field(default_factory=dict)  # conn_id -> subscription
+    joined: list[Viewer] = field(default_factory=list)
+    dirty: bool = False
+    departing_until: float = 0.0  # keep sweeping this page until then
+
+
+class LiveHub:
+    def __init__(
+        self,
+        broker: Broker,
+        presence: PresenceStore,
+        render_presence: PresenceRenderer,
+        *,
+        ping_every: float = 15.0,
+        sweep_every: float = 0.5,
+        evict_after: float = 45.0,
+    ) -> None:
+        self.broker = broker
+        self.presence = presence
+        self.render_presence = render_presence
+        self.ping_every = ping_every
+        self.sweep_every = sweep_every
+        self.evict_after = evict_after
+        self._pages: dict[str, _PageState] = {}
+        self._beats: dict[tuple[str, str], float] = {}  # (page, conn_id) -> last beat here
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self.broker.start()
+        self._tasks = [
+            asyncio.create_task(self._every(self.ping_every, self._tick), name="live-ticker"),
+            asyncio.create_task(self._every(self.sweep_every, self._sweep), name="live-sweeper"),
+        ]
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self.broker.stop()  # ends every subscription, so every stream returns
+
+    # -- what routes call -------------------------------------------------------------
+
+    async def cursor(self, topics: list[str]) -> str:
+        """The id a freshly rendered page embeds in its stream URL."""
+        return (await self.broker.cursor(topics)).encode(topics)
+
+    def stream(
+        self,
+        topics: list[str],
+        resume_from: str | None,
+        render_regions: Renderer,
+        *,
+        page: str | None = None,
+        conn_id: str | None = None,
+        viewer: Viewer | None = None,
+    ) -> LiveStream:
+        """The SSE response for one viewer. With `page`, `conn_id` and `viewer` the viewer
+        is present on the page while the stream is open (and its heartbeats arrive)."""
+        if page and conn_id and viewer:
+
+            async def opened(sub: Subscription) -> None:
+                self._pages.setdefault(page, _PageState()).streams[conn_id] = sub
+                self._beats[(page, conn_id)] = time.monotonic()
+                await self.beat(page, conn_id, viewer)
+
+            async def closed(sub: Subscription) -> None:
+                state = self._pages.get(page)
+                if state is not None and state.streams.get(conn_id) is sub:
+                    del state.streams[conn_id]
+                    self._beats.pop((page, conn_id), None)
+                if await self.presence.leave(page, conn_id):
+                    self._page(page).departing_until = (
+                        time.monotonic() + self.presence.grace + 2 * self.sweep_every
+                    )
+
+            return LiveStream(
+                self.broker,
+                topics,
+                resume_from,
+                render_regions,
+                opened,
+                closed,
+                live_only=(presence_topic(page),),
+            )
+        return LiveStream(self.broker, topics, resume_from, render_regions)
+
+    async def beat(self, page: str, conn_id: str, viewer: Viewer) -> None:
+        """The page says it is still open (on stream open, and every few seconds)."""
+        if (page, conn_id) in self._beats:
+            self._beats[(page, conn_id)] = time.monotonic()
+        if await self.presence.heartbeat(page, conn_id, viewer):
+            state = self._page(page)
+            state.joined.append(viewer)
+            state.dirty = True
+
+    async def publish(self, topic: str, kind: str, actor: str, html: str) -> Event:
+        """Publish partials rendered once; call after the action's transaction committed."""
+        return await self.broker.publish(topic, kind, actor, html)
+
+    async def indicate(self, topic: str, kind: str, actor: str, html: str) -> None:
+        """An ephemeral indicator ("bob is moving #12"): live only, never replayed."""
+        await self.broker.publish_ephemeral(topic, kind, actor, html)
+
+    def viewers_here(self, page: str) -> int:
+        state = self._pages.get(page)
+        return len(state.streams) if state else 0
+
+    # -- loops ---------------------------------------------------------------------------
+
+    def _page(self, page: str) -> _PageState:
+        return self._pages.setdefault(page, _PageState())
+
+    async def _every(self, seconds: float, work: Callable[[], object]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()  # type: ignore[misc]
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis blip must not kill the loop
+                log.exception("live hub loop %s failed", getattr(work, "__name__", work))
+
+    async def _tick(self) -> None:
+        self.broker.tick(PING_EVENT)
+        await self._evict_silent()
+
+    async def _evict_silent(self) -> None:
+        """Close streams whose page stopped heartbeating: the socket is likely half-open.
+
+        A heartbeat may have reached another worker behind the load balancer, so a
+        connection silent *here* is only evicted if the shared presence store agrees.
+        """
+        now = time.monotonic()
+        silent: dict[str, list[str]] = {}
+        for (page, conn_id), last in self._beats.items():
+            if last < now - self.evict_after:
+                silent.setdefault(page, []).append(conn_id)
+        for page, conn_ids in silent.items():
+            alive = await self.presence.connections(page)
+            state = self._pages.get(page)
+            for conn_id in conn_ids:
+                sub = state.streams.get(conn_id) if state else None
+                if conn_id in alive:
+                    self._beats[(page, conn_id)] = now
+                elif sub is not None:
+                    log.info("evicting silent viewer %s on %s", conn_id, page)
+                    sub.close()
+
+    async def _sweep(self) -> None:
+        now = time.monotonic()
+        for page, state in list(self._pages.items()):
+            if not (state.streams or state.dirty or state.departing_until > now):
+                del self._pages[page]
+                continue
+            left = await self.presence.sweep(page)
+            if not (left or state.dirty):
+                continue
+            joined, state.joined, state.dirty = state.joined, [], False
+            viewers = await self.presence.viewers(page)
+            html = self.render_presence(page, viewers, joined, left)
+            await self.broker.publish_ephemeral(presence_topic(page), "presence", "", html)

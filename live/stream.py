@@ -1,0 +1,207 @@
+"""One SSE stream per live page: replay what the viewer missed, then go live (SPEC §4).
+
+The response is a small ASGI app rather than sse-starlette's EventSourceResponse: at 10,000
+open streams what matters is the work per viewer, and this keeps it to one coroutine and one
+pending `receive()` per stream, no timers. Heartbeats arrive as a "ping" event that the hub
+offers to every subscription at once; the bytes of an event are formatted once and shared.
+
+Guarantees, in the order the generator meets them:
+
+1. Subscribe first, then read history, so nothing published in between is lost; live events
+   the replay already sent are recognised by their position and dropped.
+2. The viewer's cursor (the `Last-Event-ID` header on reconnects, else the page's `cursor`
+   query parameter) is resumed topic by topic. If it is missing, malformed, of another epoch,
+   or older than the kept history, the viewer gets a *resync*: the page's live regions
+   rendered fresh, carrying a fresh cursor as its id.
+3. A jump in a topic's sequence on the live path (seq > last + 1) is filled from history, or
+   answered with a resync when history cannot fill it.
+4. When the subscription ends — cut off for being slow, reset by a broker reconnect, closed
+   at shutdown — the response ends; the browser reconnects with `Last-Event-ID` and step 2
+   replays or resyncs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from starlette.types import Receive, Scope, Send
+
+from live.broker import Broker, Subscription
+from live.events import Cursor, Event
+
+log = logging.getLogger("floorboard.live")
+
+SEND_TIMEOUT = 10.0  # a write blocked this long means the viewer is not reading: cut it off
+RETRY_MS = 1000  # EventSource/htmx reconnect base delay
+PING = b": ping\n\n"
+HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-store"),
+    (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
+    (b"connection", b"keep-alive"),
+]
+
+PING_KIND = "ping"
+
+Renderer = Callable[[], Awaitable[str]]
+
+
+def position_key(position: str) -> tuple[int, int]:
+    """Order positions of either broker: Redis stream ids "ms-n", memory "n"; "" first."""
+    if not position:
+        return (-1, -1)
+    major, _, minor = position.partition("-")
+    return (int(major), int(minor or 0))
+
+
+class _DataCache:
+    """`data:` lines of recent events, formatted once however many viewers receive them.
+
+    Keyed by object identity; the value keeps the event alive, so an id cannot be reused
+    while its entry exists.
+    """
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._entries: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
+
+    def data(self, event: Event) -> bytes:
+        entry = self._entries.get(id(event))
+        if entry is not None and entry[0] is event:
+            return entry[1]
+        lines = event.html.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+        data = b"".join(b"data: " + line.encode() + b"\n" for line in lines)
+        self._entries[id(event)] = (event, data)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return data
+
+
+_cache = _DataCache()
+
+
+def frame(data: bytes, event_id: str | None = None, name: str | None = None) -> bytes:
+    head = b""
+    if event_id is not None:
+        head += b"id: " + event_id.encode() + b"\n"
+    if name is not None:
+        head += b"event: " + name.encode() + b"\n"
+    return head + data + b"\n"
+
+
+def html_frame(html: str, event_id: str | None = None) -> bytes:
+    data = b"".join(b"data: " + line.encode() + b"\n" for line in html.split("\n"))
+    return frame(data, event_id)
+
+
+@dataclass
+class LiveStream:
+    """The ASGI response for one viewer of one live page."""
+
+    broker: Broker
+    topics: list[str]
+    resume_from: str | None  # Last-Event-ID, else the page's cursor, else None
+    render_regions: Renderer  # the page's live regions as <hx-partial>s, for a resync
+    on_open: Callable[[Subscription], Awaitable[None]] | None = None
+    on_close: Callable[[Subscription], Awaitable[None]] | None = None
+    live_only: tuple[str, ...] = ()  # topics of ephemeral events only: not in the cursor
+    send_timeout: float = SEND_TIMEOUT
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        sub = self.broker.subscribe([*self.topics, *self.live_only])
+        watcher = asyncio.ensure_future(_close_on_disconnect(receive, sub))
+        try:
+            if self.on_open is not None:
+                await self.on_open(sub)
+            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            await self._run(sub, send)
+        except (TimeoutError, OSError) as exc:
+            log.info("live stream cut off: %s", type(exc).__name__)
+        except Exception:
+            # The broker failed mid-stream (Redis gone, shutdown under way): end this
+            # response; the browser reconnects and is replayed or resynced.
+            log.warning("live stream ended by a broker error", exc_info=True)
+        finally:
+            watcher.cancel()
+            sub.close()
+            if self.on_close is not None:
+                await self.on_close(sub)
+
+    async def _run(self, sub: Subscription, send: Send) -> None:
+        async def write(chunk: bytes) -> None:
+            async with asyncio.timeout(self.send_timeout):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+        await write(f"retry: {RETRY_MS}\n\n".encode())
+        cursor = Cursor.decode(self.resume_from, self.topics)
+        backlog = await self._backlog(cursor)
+        if backlog is None:
+            cursor = await self._resync(write)
+        else:
+            for event in backlog:
+                cursor = cursor.advanced(event)  # type: ignore[union-attr]
+                await write(frame(_cache.data(event), cursor.encode(self.topics)))  # type: ignore[union-attr]
+        assert cursor is not None
+        last_seq: dict[str, int] = {e.topic: e.seq for e in backlog or ()}
+
+        async for event in sub:
+            if event.kind == PING_KIND:
+                await write(PING)
+                continue
+            if event.ephemeral:  # presence, "bob is moving #12": live only, no id
+                await write(frame(_cache.data(event)))
+                continue
+            topic = event.topic
+            if position_key(event.position) <= position_key(cursor.position(topic)):
+                continue  # already sent by the replay
+            expected = last_seq.get(topic)
+            if expected is not None and event.seq > expected + 1:
+                missed = await self.broker.since(topic, cursor.position(topic))
+                if missed is None or self.broker.epoch != cursor.epoch:
+                    cursor = await self._resync(write)
+                    last_seq.clear()
+                    continue
+                for gap_event in missed:
+                    if position_key(gap_event.position) > position_key(event.position):
+                        break
+                    cursor = cursor.advanced(gap_event)
+                    last_seq[topic] = gap_event.seq
+                    await write(frame(_cache.data(gap_event), cursor.encode(self.topics)))
+                continue
+            cursor = cursor.advanced(event)
+            last_seq[topic] = event.seq
+            await write(frame(_cache.data(event), cursor.encode(self.topics)))
+        # The subscription ended (slow, reset or shutdown): end the response; the browser
+        # reconnects with Last-Event-ID and is replayed or resynced.
+
+    async def _backlog(self, cursor: Cursor | None) -> list[Event] | None:
+        """What the viewer missed since `cursor`, or None when only a resync will do."""
+        if cursor is None or cursor.epoch != self.broker.epoch:
+            return None
+        missed: list[Event] = []
+        for topic in self.topics:
+            events = await self.broker.since(topic, cursor.position(topic))
+            if events is None:
+                return None
+            missed.extend(events)
+        return missed
+
+    async def _resync(self, write: Callable[[bytes], Awaitable[None]]) -> Cursor:
+        """Send the page's live regions fresh, with a cursor taken before rendering them."""
+        cursor = await self.broker.cursor(self.topics)
+        html = await self.render_regions()
+        await write(html_frame(html, cursor.encode(self.topics)))
+        return cursor
+
+
+async def _close_on_disconnect(receive: Receive, sub: Subscription) -> None:
+    """Wait for the client to go away, then end its subscription (and so its stream)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            sub.close()
+            return

@@ -1,0 +1,291 @@
+"""The SSE stream of a live page, driven as an ASGI app on both brokers.
+
+What a viewer's browser would see: replay after a cursor without gaps or duplicates, a
+resync when the cursor cannot be trusted, gaps on the live path filled, slow viewers cut
+off, heartbeats, and every stream ending at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from unittest.mock import patch
+
+import pytest
+
+from live.broker import Broker, Fanout
+from live.events import Cursor
+from live.stream import LiveStream
+
+TOPIC = "site:1"
+REGIONS = '<hx-partial hx-target="#activity" hx-swap="outerMorph">fresh</hx-partial>'
+
+
+async def regions() -> str:
+    return REGIONS
+
+
+@dataclass
+class Frame:
+    id: str | None
+    data: str
+    comment: bool = False
+
+
+@dataclass
+class Viewer:
+    """One open stream: the frames it received, and a switch to hang up."""
+
+    task: asyncio.Task[None]
+    chunks: list[bytes] = field(default_factory=list)
+    hang_up: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def frames(self) -> list[Frame]:
+        text = b"".join(self.chunks).decode()
+        frames = []
+        for block in text.split("\n\n"):
+            if not block or block.startswith("retry:"):
+                continue
+            if block.startswith(":"):
+                frames.append(Frame(None, "", comment=True))
+                continue
+            ids = re.findall(r"^id: (.*)$", block, re.M)
+            data = "\n".join(re.findall(r"^data: (.*)$", block, re.M))
+            frames.append(Frame(ids[0] if ids else None, data))
+        return frames
+
+    @property
+    def datas(self) -> list[str]:
+        return [f.data for f in self.frames if not f.comment]
+
+    async def wait_for(self, count: int, within: float = 5.0) -> list[Frame]:
+        async with asyncio.timeout(within):
+            while len([f for f in self.frames if not f.comment]) < count:  # noqa: ASYNC110 - polls what arrived
+                await asyncio.sleep(0.01)
+        return self.frames
+
+    async def close(self) -> None:
+        self.hang_up.set()
+        async with asyncio.timeout(5):
+            await self.task
+
+
+def open_stream(stream: LiveStream, *, blocked: asyncio.Event | None = None) -> Viewer:
+    """Run the stream's ASGI app; `blocked` makes every write hang (a viewer that stopped
+    reading, or a half-open socket)."""
+    viewer: Viewer
+
+    async def receive() -> dict:
+        await viewer.hang_up.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        if message["type"] == "http.response.body":
+            if blocked is not None:
+                await blocked.wait()
+            viewer.chunks.append(message["body"])
+
+    scope = {"type": "http", "method": "GET", "path": "/s/x/live", "headers": []}
+    task = asyncio.ensure_future(stream(scope, receive, send))
+    viewer = Viewer(task)
+    return viewer
+
+
+def make_stream(broker: Broker, resume_from: str | None, **options) -> LiveStream:
+    return LiveStream(broker, [TOPIC], resume_from, regions, **options)
+
+
+async def publish_notes(broker: Broker, *notes: str) -> None:
+    for note in notes:
+        await broker.publish(TOPIC, "note", "alice", f"<p>{note}</p>")
+
+
+async def page_cursor(broker: Broker) -> str:
+    return (await broker.cursor([TOPIC])).encode([TOPIC])
+
+
+async def test_events_published_after_render_arrive_with_the_page_cursor(make) -> None:
+    broker = await make()
+    await publish_notes(broker, "before")
+    cursor = await page_cursor(broker)
+    await publish_notes(broker, "one", "two")  # between render and connect
+    viewer = open_stream(make_stream(broker, cursor))
+    await viewer.wait_for(2)
+    await publish_notes(broker, "three")  # and then live
+    frames = await viewer.wait_for(3)
+    assert [f.data for f in frames] == ["<p>one</p>", "<p>two</p>", "<p>three</p>"]
+    await viewer.close()
+
+
+async def test_reconnect_with_last_event_id_replays_exactly_what_was_missed(make) -> None:
+    broker = await make()
+    first = open_stream(make_stream(broker, await page_cursor(broker)))
+    await publish_notes(broker, "seen")
+    seen = await first.wait_for(1)
+    await first.close()
+    await publish_notes(broker, "a", "b", "c")  # while the tablet was away
+    again = open_stream(make_stream(broker, seen[-1].id))
+    await again.wait_for(3)
+    await publish_notes(broker, "d")
+    frames = await again.wait_for(4)
+    assert [f.data for f in frames] == ["<p>a</p>", "<p>b</p>", "<p>c</p>", "<p>d</p>"]
+    ids = [f.id for f in frames]
+    assert len(set(ids)) == 4 and all(ids)
+    await again.close()
+
+
+async def test_ids_decode_to_cursors_that_only_move_forward(make) -> None:
+    broker = await make()
+    viewer = open_stream(make_stream(broker, await page_cursor(broker)))
+    await publish_notes(broker, "1", "2", "3")
+    frames = await viewer.wait_for(3)
+    cursors = [Cursor.decode(f.id, [TOPIC]) for f in frames]
+    assert all(c is not None and c.epoch == broker.epoch for c in cursors)
+    positions = [c.position(TOPIC) for c in cursors if c]
+    assert positions == sorted(positions, key=lambda p: tuple(map(int, p.split("-"))))
+    await viewer.close()
+
+
+@pytest.mark.parametrize(
+    "resume_from",
+    [None, "", "%%%", "1.deadbeef.1-0", "x" * 600, "1.e.1.2.3", "2.abc."],
+)
+async def test_an_untrustworthy_cursor_gets_a_resync_first(make, resume_from) -> None:
+    broker = await make()
+    await publish_notes(broker, "old")
+    viewer = open_stream(make_stream(broker, resume_from))
+    frames = await viewer.wait_for(1)
+    assert frames[0].data == REGIONS
+    fresh = Cursor.decode(frames[0].id, [TOPIC])
+    assert fresh is not None and fresh.epoch == broker.epoch
+    await publish_notes(broker, "new")  # then it is live, without repeating "old"
+    frames = await viewer.wait_for(2)
+    assert [f.data for f in frames] == [REGIONS, "<p>new</p>"]
+    await viewer.close()
+
+
+async def test_a_cursor_older_than_the_history_gets_a_resync(make) -> None:
+    broker = await make(max_len=3)
+    cursor = await page_cursor(broker)
+    # Redis trims whole stream nodes (~100 entries), so publish enough to drop the first.
+    await publish_notes(broker, *[f"n{i}" for i in range(250)])
+    viewer = open_stream(make_stream(broker, cursor))
+    frames = await viewer.wait_for(1)
+    assert frames[0].data == REGIONS
+    await viewer.close()
+
+
+async def test_a_jump_in_the_sequence_is_filled_from_history(make) -> None:
+    broker = await make()
+    viewer = open_stream(make_stream(broker, await page_cursor(broker)))
+    await publish_notes(broker, "a")
+    await viewer.wait_for(1)
+    # The broker's live delivery loses "b" (as a pub/sub drop would), then delivers "c".
+    with patch.object(Fanout, "deliver", lambda self, event: None):
+        await publish_notes(broker, "b")
+        await asyncio.sleep(0.1)  # the Redis reader has dropped it by now
+    await publish_notes(broker, "c")
+    frames = await viewer.wait_for(3)
+    assert [f.data for f in frames] == ["<p>a</p>", "<p>b</p>", "<p>c</p>"]
+    await viewer.close()
+
+
+async def test_ephemeral_events_carry_no_id_and_are_never_replayed(make) -> None:
+    broker = await make()
+    viewer = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)  # subscribed: ephemeral events reach only current viewers
+    await broker.publish_ephemeral(TOPIC, "indicator", "bob", "<p>bob is moving #12</p>")
+    await publish_notes(broker, "moved")
+    frames = await viewer.wait_for(2)
+    assert [(f.id is None, f.data) for f in frames] == [
+        (True, "<p>bob is moving #12</p>"),
+        (False, "<p>moved</p>"),
+    ]
+    await viewer.close()
+    later = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.2)
+    assert later.datas == []  # the indicator is not shown as if current
+    await later.close()
+
+
+async def test_multiline_html_arrives_intact(make) -> None:
+    broker = await make()
+    viewer = open_stream(make_stream(broker, await page_cursor(broker)))
+    await broker.publish(TOPIC, "note", "alice", "<ul>\n<li>a</li>\r\n<li>b</li>\n</ul>")
+    frames = await viewer.wait_for(1)
+    assert frames[0].data == "<ul>\n<li>a</li>\n<li>b</li>\n</ul>"
+    await viewer.close()
+
+
+async def test_heartbeat_reaches_every_open_stream(make) -> None:
+    from live.hub import PING_EVENT
+
+    broker = await make()
+    viewers = [open_stream(make_stream(broker, await page_cursor(broker))) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    broker.tick(PING_EVENT)
+    await asyncio.sleep(0.05)
+    assert all(any(f.comment for f in v.frames) for v in viewers)
+    for v in viewers:
+        await v.close()
+
+
+async def test_a_viewer_that_stops_reading_is_cut_off_and_its_memory_freed(make) -> None:
+    broker = await make()
+    stuck = asyncio.Event()  # never set: this viewer's socket accepts nothing
+    slow = open_stream(
+        make_stream(broker, await page_cursor(broker), send_timeout=0.3), blocked=stuck
+    )
+    fast = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)
+    await publish_notes(broker, *[f"n{i}" for i in range(300)])
+    await fast.wait_for(300, within=10)
+    async with asyncio.timeout(5):
+        await slow.task  # ended by the write timeout, not by hanging up
+    assert broker.subscriptions == 1  # only the fast viewer is still subscribed
+    await fast.close()
+    assert broker.subscriptions == 0
+
+
+async def test_hanging_up_ends_the_stream_and_unsubscribes(make) -> None:
+    broker = await make()
+    viewer = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)
+    assert broker.subscriptions == 1
+    await viewer.close()
+    assert viewer.task.done() and broker.subscriptions == 0
+
+
+async def test_shutdown_ends_a_thousand_open_streams_promptly(make) -> None:
+    broker = await make()
+    cursor = await page_cursor(broker)
+    viewers = [open_stream(make_stream(broker, cursor)) for _ in range(1000)]
+    await asyncio.sleep(0.2)
+    assert broker.subscriptions == 1000
+    started = asyncio.get_running_loop().time()
+    await broker.stop()
+    async with asyncio.timeout(5):
+        await asyncio.gather(*(v.task for v in viewers))
+    assert asyncio.get_running_loop().time() - started < 2.0
+
+
+async def test_callbacks_run_on_open_and_on_close(make) -> None:
+    broker = await make()
+    calls: list[str] = []
+
+    async def opened(sub) -> None:
+        calls.append("open")
+
+    async def closed(sub) -> None:
+        calls.append("close")
+
+    viewer = open_stream(make_stream(broker, None, on_open=opened, on_close=closed))
+    await viewer.wait_for(1)
+    await viewer.close()
+    assert calls == ["open", "close"]
+
+
+Make = Callable[..., Awaitable[Broker]]
