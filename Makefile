@@ -22,10 +22,10 @@ test: test-sqlite test-postgres test-browser
 
 test-sqlite: $(STAMP)
 	@echo "=== suite on SQLite + in-process broker ==="
-	FB_TEST_DB=sqlite $(PYTEST) -m "not browser"
+	FB_TEST_DB=sqlite $(PYTEST) -m "not browser and not multiprocess"
 
 test-postgres: $(STAMP)
-	@echo "=== suite on PostgreSQL + Redis ==="
+	@echo "=== suite on PostgreSQL + Redis (with multi-process delivery) ==="
 	FB_TEST_DB=postgres $(PYTEST) -m "not browser"
 
 test-browser: $(STAMP)

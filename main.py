@@ -24,7 +24,7 @@ from live.broker import make_broker
 from live.hub import LiveHub
 from live.locks import LockStore, MemoryLocks, RedisLocks
 from live.presence import MemoryPresence, PresenceStore, RedisPresence
-from routes import auth, errors, health, sites
+from routes import auth, errors, health, notices, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
 from routes.common import TEMPLATES_DIR, templates
 from routes.live import render_presence
@@ -98,7 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     site_mount = Mount(
         "/s/{site}",
-        routes=sites.site_routes,
+        routes=[*sites.site_routes, *notices.routes],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
     app = Starlette(

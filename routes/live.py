@@ -33,7 +33,7 @@ from tables.people import SiteAccess
 
 CONN_ID = re.compile(r"[A-Za-z0-9_-]{8,40}")
 
-Regions = Callable[[SiteAccess], Awaitable[str]]
+Regions = Callable[[Request, SiteAccess], Awaitable[str]]
 Topics = Callable[[SiteAccess], list[str]]
 
 
@@ -112,7 +112,7 @@ class LivePage:
         return hub_of(request).stream(  # type: ignore[return-value]
             self.topics(access),
             resume,
-            lambda: self.regions(access),
+            lambda: self.regions(request, access),
             page=self.page_key(access),
             conn_id=conn if CONN_ID.fullmatch(conn) else None,
             viewer=viewer_of(access),
@@ -136,7 +136,7 @@ class LivePage:
         seen = Cursor.decode(request.query_params.get("cursor"), topics)
         if seen is not None and seen == now:
             return Response(status_code=204)
-        html = await self.regions(access)
+        html = await self.regions(request, access)
         html += partial(
             "live-cursor",
             f'<span id="live-cursor" hidden data-cursor="{now.encode(topics)}"></span>',

@@ -6,59 +6,35 @@ feeds and which doubles as the audit trail. Anyone at the site can post a short 
 
 from __future__ import annotations
 
-from zoneinfo import ZoneInfo
-
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from routes.access import login_url, site_of, user_id
+from routes.activity import (
+    activity_lines,
+    activity_region,
+    publish_site,
+    record_activity,
+    site_topic,
+)
 from routes.common import AREAS, FormErrors, form_of, is_htmx, redirect, render, text_field
-from routes.live import LivePage, partial, render_fragment
+from routes.live import LivePage, partial
+from routes.notices import notice_region
 from tables.activity import Activity
 from tables.base import write_tx
 from tables.people import Membership, SiteAccess, display_name, sites_of
 
 NOTE_MAX = 280
-ACTIVITY_SHOWN = 20
 
 
-def site_topic(access: SiteAccess) -> str:
-    """The site's activity topic: every area publishes its activity lines here."""
-    return f"site:{access.site_id}"
-
-
-async def activity_lines(access: SiteAccess) -> list[dict]:
-    """The latest activity, with times already in the site's time zone."""
-    tz = ZoneInfo(access.timezone)
-    rows = await Activity.recent(access.site_id, ACTIVITY_SHOWN)
-    return [{**row, "at": row["created_at"].astimezone(tz).strftime("%H:%M")} for row in rows]
-
-
-async def home_regions(access: SiteAccess) -> str:
-    html = render_fragment("sites/_activity.html", activity=await activity_lines(access))
-    return partial("activity", html)
+async def home_regions(request: Request, access: SiteAccess) -> str:
+    """Every live region of the site home, fresh (for a resync or a poll)."""
+    notice = partial("notice", await notice_region(request, access))
+    return notice + await activity_region(access)
 
 
 HOME = LivePage("site_home", topics=lambda access: [site_topic(access)], regions=home_regions)
-
-
-async def record_activity(
-    request: Request, verb: str, summary: str, entity_type: str = "", entity_id: int | None = None
-) -> None:
-    """Add a line to the site's trail (inside the action's transaction)."""
-    access = site_of(request)
-    await Activity.record(
-        access.site_id, access.user_id, access.display_name, verb, summary, entity_type, entity_id
-    )
-
-
-async def publish_activity(request: Request, kind: str) -> None:
-    """After commit: everyone on the site home sees the new line (rendered once)."""
-    access = site_of(request)
-    await request.app.state.hub.publish(
-        site_topic(access), kind, access.username, await home_regions(access)
-    )
 
 
 async def home(request: Request) -> Response:
@@ -91,6 +67,7 @@ async def site_home(request: Request, errors: FormErrors | None = None, note: st
         "areas": AREAS,
         "people": people,
         "activity": await activity_lines(access),
+        "notice_html": await notice_region(request, access),
         "live": await HOME.view(request),
         "errors": errors or FormErrors(),
         "note": note,
@@ -109,7 +86,7 @@ async def site_note(request: Request) -> Response:
         return await site_home(request, errors, note)
     async with write_tx(Activity._meta.db):
         await record_activity(request, "note", note)
-    await publish_activity(request, "note")
+    await publish_site(request, "note")
     if is_htmx(request):
         # The new line reaches this page through the stream too; here: a fresh, empty form.
         return render(

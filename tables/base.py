@@ -6,6 +6,7 @@ from typing import Any
 
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import TransactionType
+from piccolo.table import Table
 
 
 class DomainError(ValueError):
@@ -29,3 +30,49 @@ def write_tx(db: Engine) -> Any:
     if db.engine_type == "sqlite":
         return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
+
+
+class StaleVersion(DomainError):
+    """A save based on a version that is no longer current (optimistic concurrency).
+
+    `current` is the row as it is now; `changes` maps each field whose current value
+    differs from what the user submitted to (what they submitted, what it is now), so the
+    409 page can show what changed under them.
+    """
+
+    def __init__(self, current: dict[str, Any], changes: dict[str, tuple[Any, Any]]) -> None:
+        who = current.get("updated_by_name") or "someone else"
+        super().__init__(f"{who} saved a newer version while you were editing.")
+        self.current = current
+        self.changes = changes
+
+
+async def update_versioned(
+    table: type[Table],
+    row_id: int,
+    expected_version: int,
+    values: dict[str, Any],
+    compare: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Save `values` if the row is still at `expected_version`; bump the version.
+
+    One conditional UPDATE (… WHERE id = ? AND version = ?), so two concurrent saves of
+    the same version cannot both win. Returns the saved row, or raises StaleVersion with
+    the current row when someone else saved first. `compare` names the fields a user
+    edits (the ones a 409 page lists as changed); by default all of `values`.
+    """
+    columns = {name: table._meta.get_column_by_name(name) for name in values}
+    version: Any = table._meta.get_column_by_name("version")  # an Integer column
+    pk = table._meta.primary_key
+    saved = await (
+        table.update({**{columns[n]: v for n, v in values.items()}, version: version + 1})
+        .where((pk == row_id) & (version == expected_version))
+        .returning(*table._meta.columns)
+    )
+    if saved:
+        return saved[0]
+    current = await table.select().where(pk == row_id).first()
+    if current is None:
+        raise DomainError("This was deleted while you were editing.")
+    changes = {n: (values[n], current[n]) for n in compare or values if current[n] != values[n]}
+    raise StaleVersion(current, changes)

@@ -7,7 +7,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 APP_CONFIG = AppConfig(
     app_name="floorboard",
     migrations_folder_path=os.path.join(HERE, "piccolo_migrations"),
-    table_classes=table_finder(modules=["tables.people", "tables.activity"], exclude_imported=True),
+    table_classes=table_finder(
+        modules=["tables.people", "tables.activity", "tables.notices"], exclude_imported=True
+    ),
     migration_dependencies=["piccolo.apps.user.piccolo_app"],
     commands=[],
 )

@@ -219,5 +219,3 @@ async def make(backend: str, namespace: str) -> AsyncIterator[MakeBroker]:
         if keys:
             await client.delete(*keys)
         await client.aclose()
-
-
