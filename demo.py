@@ -13,13 +13,17 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from piccolo.apps.user.tables import BaseUser
 from piccolo.table import Table
 from piccolo_api.session_auth.tables import SessionsBase
 
 from tables.activity import Activity
-from tables.base import write_tx
+from tables.base import Actor, write_tx
+from tables.dispatches import Asset, AssetType, Dispatch, DispatchParcel
+from tables.drafts import Draft, DraftParcel, Parcel, add_parcels, set_transport
+from tables.notices import SiteNotice
 from tables.people import Membership, Organisation, Role, Site, SiteKind
 
 PASSWORD = "demo"
@@ -70,10 +74,112 @@ class Demo:
     users: dict[str, int] = field(default_factory=dict)
 
 
-AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = []
+# -- drafts (SPEC §5.1) ---------------------------------------------------------------
 
-# Deleted child-first by --reset; areas append their tables in front.
-TABLES: list[type[Table]] = [Activity, Membership, Site, Organisation, SessionsBase, BaseUser]
+VEHICLES = [
+    # site, registration, make, model, capacity kg
+    ("nairobi", "KCC 789C", "Isuzu", "NQR", 3500),
+    ("nairobi", "KBZ 123A", "Toyota", "Hiace", 1200),
+    ("nairobi", "KDA 456B", "Mitsubishi", "Canter", 3000),
+    ("nakuru", "KCB 321D", "Isuzu", "NPR", 2500),
+]
+GOODS = [
+    "Spare parts",
+    "Documents",
+    "Textiles",
+    "Electronics",
+    "Medical supplies",
+    "Books",
+    "Seeds",
+    "Kitchenware",
+    "Tyres",
+    "Solar panel",
+]
+
+
+def demo_parcels(prefix: str, towns: list[str], count: int) -> list[tuple[str, str, str, str]]:
+    """(code, destination, description, weight kg) — the same list on every start."""
+    return [
+        (
+            f"{prefix}-{i:04d}",
+            towns[(i - 1) % len(towns)],
+            GOODS[(i * 3) % len(GOODS)],
+            f"{2 + (i * 37) % 180 / 4:.1f}",
+        )
+        for i in range(1, count + 1)
+    ]
+
+
+async def load_drafts(demo: Demo) -> None:
+    """Vehicles, parcels, and a draft in progress at each courier branch."""
+    async with write_tx(Parcel._meta.db):
+        for slug, registration, make, model, capacity in VEHICLES:
+            if not await Asset.exists().where(Asset.registration == registration):
+                await Asset(
+                    site=demo.sites[slug],
+                    name=f"{make} {model}",
+                    asset_type=AssetType.vehicle,
+                    make=make,
+                    model=model,
+                    registration=registration,
+                    capacity_kg=capacity,
+                ).save()
+        batches = [
+            (
+                "nairobi",
+                "alice",
+                demo_parcels("NBO", ["Eldoret", "Kisumu", "Mombasa", "Nakuru"], 40),
+            ),
+            ("nakuru", "dana", demo_parcels("NKR", ["Nairobi", "Eldoret", "Naivasha"], 12)),
+        ]
+        for slug, receiver, parcels in batches:
+            actor = Actor(demo.users[receiver], receiver)
+            for code, town, what, weight in parcels:
+                if not await Parcel.exists().where(Parcel.code == code):
+                    await Parcel.receive(demo.sites[slug], actor, code, town, what, weight)
+    for slug, who, town, codes, registration, driver in [
+        ("nairobi", "alice", "Kisumu", ["NBO-0002", "NBO-0006"], "KBZ 123A", "Peter Otieno"),
+        ("nakuru", "dana", "Nairobi", ["NKR-0001", "NKR-0004"], "KCB 321D", "Grace Njeri"),
+    ]:
+        site_id = demo.sites[slug]
+        if await Draft.exists().where((Draft.site == site_id) & (Draft.destination == town)):
+            continue
+        user = (
+            await BaseUser.select(BaseUser.first_name, BaseUser.last_name)
+            .where(BaseUser.id == demo.users[who])
+            .first()
+        )
+        assert user is not None
+        actor = Actor(demo.users[who], f"{user['first_name']} {user['last_name']}")
+        ids = [p["id"] for p in await Parcel.select(Parcel.id).where(Parcel.code.is_in(codes))]
+        async with write_tx(Parcel._meta.db):
+            added = await add_parcels(site_id, ids, actor, DRAFT_TTL)
+            draft_id = next(iter(added.added))
+            vehicle = await Asset.select(Asset.id).where(Asset.registration == registration).first()
+            assert vehicle is not None
+            await set_transport(site_id, draft_id, 1, vehicle["id"], driver, actor, DRAFT_TTL)
+
+
+DRAFT_TTL = timedelta(hours=24)
+
+AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [load_drafts]
+
+# Deleted child-first by --reset.
+TABLES: list[type[Table]] = [
+    DispatchParcel,
+    DraftParcel,
+    Draft,
+    Dispatch,
+    Parcel,
+    Asset,
+    SiteNotice,
+    Activity,
+    Membership,
+    Site,
+    Organisation,
+    SessionsBase,
+    BaseUser,
+]
 
 
 async def _organisations(demo: Demo) -> None:

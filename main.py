@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import sys
 from collections.abc import AsyncIterator
@@ -24,7 +25,7 @@ from live.broker import make_broker
 from live.hub import LiveHub
 from live.locks import LockStore, MemoryLocks, RedisLocks
 from live.presence import MemoryPresence, PresenceStore, RedisPresence
-from routes import auth, errors, health, notices, sites
+from routes import auth, drafts, errors, health, notices, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
 from routes.common import TEMPLATES_DIR, templates
 from routes.live import render_presence
@@ -57,6 +58,19 @@ def admin_app(settings: Settings):
     return OperatorOnlyMiddleware(admin)
 
 
+HOUSEKEEPING_EVERY = 60.0  # seconds
+
+
+async def housekeeping(app: Starlette) -> None:
+    """Periodic chores; each is safe to run from several workers at once."""
+    while True:
+        await asyncio.sleep(HOUSEKEEPING_EVERY)
+        try:
+            await drafts.expire_drafts(app)
+        except Exception:  # a database blip must not end the loop
+            logging.getLogger("floorboard").exception("housekeeping failed")
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_module.load()
     ns = settings.redis_namespace
@@ -87,9 +101,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if db.engine_type == "postgres":
             await db.start_connection_pool(min_size=2, max_size=20)
         await hub.start()
+        chores = asyncio.create_task(housekeeping(app), name="housekeeping")
         try:
             yield
         finally:
+            chores.cancel()
             await hub.stop()
             if redis_client is not None:
                 await redis_client.aclose()
@@ -98,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     site_mount = Mount(
         "/s/{site}",
-        routes=[*sites.site_routes, *notices.routes],
+        routes=[*sites.site_routes, *notices.routes, *drafts.routes],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
     app = Starlette(

@@ -25,6 +25,7 @@ class Settings:
     port: int = 8000
     workers: int = 1
     production: bool = False
+    draft_ttl_hours: float = 24.0  # drafts untouched this long expire
     sqlite_path: Path = VAR / "floorboard.sqlite"
     allowed_hosts: tuple[str, ...] = field(default=("127.0.0.1", "localhost"))
 
@@ -72,6 +73,7 @@ def load() -> Settings:
         port=int(env.get("PORT", "8000")),
         workers=int(env.get("WORKERS", "1")),
         production=env.get("PRODUCTION", "") in ("1", "true", "yes"),
+        draft_ttl_hours=float(env.get("DRAFT_TTL_HOURS", "24")),
         sqlite_path=Path(env.get("SQLITE_PATH", str(VAR / "floorboard.sqlite"))),
         allowed_hosts=tuple(
             h.strip() for h in env.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -40,6 +42,33 @@ def frame(request: Request) -> dict[str, Any]:
 
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[frame])
+
+
+def kg(grams: int) -> str:
+    return f"{grams / 1000:.1f}"
+
+
+def ago(moment: datetime) -> str:
+    """ "2 min ago" / "in 23 h", as rendered; app.js keeps `time[data-ago]` fresh."""
+    seconds = (moment - datetime.now(UTC)).total_seconds()
+    past, span = seconds < 0, abs(seconds)
+    if span < 45:
+        return "just now" if past else "in under a minute"
+    if span < 3600:
+        amount = f"{round(span / 60)} min"
+    elif span < 86400 * 2:
+        amount = f"{round(span / 3600)} h"
+    else:
+        amount = f"{round(span / 86400)} days"
+    return f"{amount} ago" if past else f"in {amount}"
+
+
+def now_local(timezone: str) -> str:
+    return datetime.now(ZoneInfo(timezone)).strftime("%d %b %Y %H:%M")
+
+
+templates.env.filters.update(kg=kg, ago=ago)
+templates.env.globals["now_local"] = now_local
 
 
 def is_htmx(request: Request) -> bool:

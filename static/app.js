@@ -28,31 +28,41 @@ document.documentElement.classList.add("js");
   window.floorboard = { toast };
 
   // Answers htmx does not swap (403, 5xx, network failures) still tell the user something.
+  // The page's own stream and polls (source #live) report through #live-status instead.
+  const fromLive = (e) => e.target instanceof Element && e.target.id === "live";
   document.addEventListener("htmx:response:error", (e) => {
+    if (fromLive(e)) return;
     const status = e.detail?.ctx?.response?.status;
     if (status === 403) toast("Not allowed — reload the page and try again.", "error");
     else if (status >= 500) toast("Something went wrong on our side. Please try again.", "error");
   });
   document.addEventListener("htmx:error", (e) => {
+    if (fromLive(e)) return;
     if (!e.detail?.ctx?.response) toast("No connection — check the Wi-Fi and try again.", "error");
   });
 })();
 
 // ---- live pages: connection state, polling fallback, heartbeats -------------------------
+// Wired per #live element, not once per document: a boosted navigation swaps in a new body
+// (new #live, #live-status, #toasts) without a DOMContentLoaded, and the old page's timers
+// must stop, or it would keep heartbeating a connection that no longer exists.
 (() => {
   "use strict";
   const POLL_EVERY = 5000; // ms, while the stream cannot be held
   const BEAT_EVERY = 5000; // ms; presence drops a page after 15 s without one
   const FAILURES_BEFORE_POLLING = 3;
+  const RETRY_BASE = 1000; // ms; a stream that never opened is retried like a reconnect
+  const RETRY_MAX = 10000;
 
   const csrfToken = () => {
     const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return m ? decodeURIComponent(m[1]) : "";
   };
 
-  const start = () => {
-    const live = document.getElementById("live");
-    if (!live) return;
+  let stopCurrent = null; // tears down the timers of the page wired last
+
+  const start = (live) => {
+    if (stopCurrent) stopCurrent();
     const status = document.getElementById("live-status");
     const labels = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", polling: "Polling" };
     const show = (state) => {
@@ -62,52 +72,100 @@ document.documentElement.classList.add("js");
     };
     const cursorEl = () => document.getElementById("live-cursor");
     const setCursor = (id) => { if (id && cursorEl()) cursorEl().dataset.cursor = id; };
+    const streamPath = new URL(live.getAttribute("hx-sse:connect"), location.href).pathname;
+    const pollPath = new URL(live.dataset.pollUrl, location.href).pathname;
+    const pathOf = (ctx) => ctx?.request?.action && new URL(ctx.request.action, location.href).pathname;
 
     let failures = 0;
+    let streaming = false; // the hx-sse extension holds the stream (and reconnects by itself)
     let pollTimer = null;
+    let retryTimer = null;
     const poll = () => {
+      if (!live.isConnected) return stop();
       const url = `${live.dataset.pollUrl}?cursor=${encodeURIComponent(cursorEl()?.dataset.cursor || "")}`;
       // htmx applies the <hx-partial>s of the answer; 204 (nothing new) swaps nothing.
-      htmx.ajax("GET", url, { source: live, target: live, swap: "none" });
+      htmx.ajax("GET", url, { source: live, target: live, swap: "none" }).catch(() => {});
     };
     const startPolling = () => {
-      show("polling");
-      if (!pollTimer) { poll(); pollTimer = setInterval(poll, POLL_EVERY); }
+      if (pollTimer) return;
+      show("reconnecting"); // "Polling" once a poll gets through (see below)
+      poll();
+      pollTimer = setInterval(poll, POLL_EVERY);
     };
     const stopPolling = () => { clearInterval(pollTimer); pollTimer = null; };
 
-    live.addEventListener("htmx:sse:after:connection", () => { failures = 0; stopPolling(); show("live"); });
+    // The first request of the stream is a plain htmx request: if it fails (no network,
+    // a proxy that refuses streams, a 5xx) the extension never takes over and never
+    // retries. Retry it here, with the same backoff, and poll meanwhile.
+    const connect = () => {
+      retryTimer = null;
+      if (!live.isConnected || streaming) return;
+      htmx.ajax("GET", live.getAttribute("hx-sse:connect"), { source: live }).catch(() => {});
+    };
+    const streamFailed = () => {
+      failures += 1;
+      if (failures >= FAILURES_BEFORE_POLLING) startPolling(); else show("reconnecting");
+    };
+    live.addEventListener("htmx:finally:request", (e) => {
+      const ctx = e.detail?.ctx;
+      if (e.target !== live || !ctx) return;
+      if (pathOf(ctx) === pollPath) {
+        // Polling works only while polls get through: when they fail too, the server (or
+        // the network) is away, and the page is reconnecting, not polling.
+        if (pollTimer) show(ctx.response?.status < 500 ? "polling" : "reconnecting");
+        return;
+      }
+      if (pathOf(ctx) !== streamPath || streaming) return;
+      streamFailed();
+      if (!retryTimer && live.isConnected) {
+        const delay = Math.min(RETRY_BASE * 2 ** (failures - 1), RETRY_MAX);
+        retryTimer = setTimeout(connect, delay * (0.7 + Math.random() * 0.6));
+      }
+    });
+
+    live.addEventListener("htmx:sse:after:connection", () => {
+      streaming = true; failures = 0; stopPolling(); show("live");
+    });
     live.addEventListener("htmx:sse:after:message", (e) => setCursor(e.detail?.message?.id));
     live.addEventListener("htmx:sse:before:connection", (e) => {
       if (e.detail?.connection?.attempt > 0 && !pollTimer) show("reconnecting");
     });
     live.addEventListener("htmx:sse:error", (e) => {
-      failures += 1;
       if (e.detail?.status === 401 || e.detail?.status === 404) {
         e.detail.connection.cancelled = true; // signed out or removed: stop retrying
         window.location.reload();
         return;
       }
-      if (failures >= FAILURES_BEFORE_POLLING) startPolling(); else show("reconnecting");
+      streamFailed();
     });
-    live.addEventListener("htmx:sse:close", () => { if (!document.hidden) startPolling(); });
+    live.addEventListener("htmx:sse:close", () => {
+      streaming = false;
+      if (live.isConnected && !document.hidden) startPolling();
+    });
 
     // Presence: the page says it is open. Hidden tabs drop their stream (htmx pauses it),
     // so they stop beating too and leave the presence list: they are not looking.
     const beat = () => {
+      if (!live.isConnected) return stop();
       if (document.hidden) return;
       fetch(live.dataset.beatUrl, { method: "POST", headers: { "X-CSRFToken": csrfToken() } })
         .then((r) => { if (r.status === 401 || r.status === 404) clearInterval(beatTimer); })
         .catch(() => {});
     };
     const beatTimer = setInterval(beat, BEAT_EVERY);
+
+    const stop = () => {
+      clearInterval(beatTimer);
+      clearTimeout(retryTimer);
+      stopPolling();
+      if (stopCurrent === stop) stopCurrent = null;
+    };
+    stopCurrent = stop;
   };
 
   // Toasts arriving through the stream go away by themselves, and nobody is told that
   // they themselves joined.
-  const tidyToasts = () => {
-    const box = document.getElementById("toasts");
-    if (!box) return;
+  const tidyToasts = (box) => {
     const me = document.body.dataset.me;
     new MutationObserver((changes) => {
       for (const change of changes) {
@@ -120,5 +178,35 @@ document.documentElement.classList.add("js");
     }).observe(box, { childList: true });
   };
 
-  document.addEventListener("DOMContentLoaded", () => { start(); tidyToasts(); });
+  const wired = new WeakSet();
+  const wire = () => {
+    const live = document.getElementById("live");
+    if (live && !wired.has(live)) { wired.add(live); start(live); }
+    if (!live && stopCurrent) stopCurrent(); // a boosted navigation to a page that is not live
+    const box = document.getElementById("toasts");
+    if (box && !wired.has(box)) { wired.add(box); tidyToasts(box); }
+  };
+  // Runs when htmx has processed the page, and after every swap (boosted navigations);
+  // before any stream answer can arrive, since those are asynchronous.
+  document.addEventListener("htmx:after:process", wire);
+  document.addEventListener("DOMContentLoaded", wire);
+})();
+
+// Relative times ("added 2 min ago", "expires in 23 h") stay true while the page is open.
+(() => {
+  "use strict";
+  const say = (seconds) => {
+    const span = Math.abs(seconds), past = seconds < 0;
+    if (span < 45) return past ? "just now" : "in under a minute";
+    const amount = span < 3600 ? `${Math.round(span / 60)} min`
+      : span < 172800 ? `${Math.round(span / 3600)} h` : `${Math.round(span / 86400)} days`;
+    return past ? `${amount} ago` : `in ${amount}`;
+  };
+  const refresh = () => {
+    for (const el of document.querySelectorAll("time[data-ago]")) {
+      const at = Date.parse(el.getAttribute("datetime"));
+      if (!Number.isNaN(at)) el.textContent = say((at - Date.now()) / 1000);
+    }
+  };
+  setInterval(refresh, 30000);
 })();

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from piccolo.engine.base import Engine
@@ -76,3 +77,19 @@ async def update_versioned(
         raise DomainError("This was deleted while you were editing.")
     changes = {n: (values[n], current[n]) for n in compare or values if current[n] != values[n]}
     raise StaleVersion(current, changes)
+
+
+class InvalidInput(DomainError):
+    """Several fields are wrong at once: field name -> message."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(next(iter(errors.values())), field=next(iter(errors)))
+        self.errors = errors
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who is doing something, as the trail records it."""
+
+    id: int
+    name: str

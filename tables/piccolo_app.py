@@ -8,7 +8,14 @@ APP_CONFIG = AppConfig(
     app_name="floorboard",
     migrations_folder_path=os.path.join(HERE, "piccolo_migrations"),
     table_classes=table_finder(
-        modules=["tables.people", "tables.activity", "tables.notices"], exclude_imported=True
+        modules=[
+            "tables.people",
+            "tables.activity",
+            "tables.notices",
+            "tables.dispatches",
+            "tables.drafts",
+        ],
+        exclude_imported=True,
     ),
     migration_dependencies=["piccolo.apps.user.piccolo_app"],
     commands=[],

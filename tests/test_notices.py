@@ -42,7 +42,9 @@ async def test_opening_the_editor_takes_the_lock_and_others_see_who(as_user):
     home = await bob.get("/s/nairobi/")
     assert texts(home, ".notice__lock") == ["Being edited by Alice Wanjiru"]
     theirs = await bob.get(EDIT)
-    assert texts(theirs, "#notice-editor .alert")[0].startswith("Being edited by Alice Wanjiru until")
+    assert texts(theirs, "#notice-editor .alert")[0].startswith(
+        "Being edited by Alice Wanjiru until"
+    )
     assert soup(theirs).select_one("#notice-editor button[type=submit]").has_attr("disabled")
 
 
@@ -78,7 +80,7 @@ async def test_a_stale_version_gets_409_with_the_current_text_and_nothing_overwr
 ):
     alice, bob = await as_user("alice"), await as_user("bob")
     alices = editor_fields(await alice.get(EDIT))
-    await app.state.locks.break_lock("site:%d:notice" % unlocked_notice)  # her lock lapsed
+    await app.state.locks.break_lock(f"site:{unlocked_notice}:notice")  # her lock lapsed
     bobs = editor_fields(await bob.get(EDIT))
     assert (await bob.post(SAVE, {**bobs, "text": "Bob's news"})).status_code == 303
     stale = await alice.post(SAVE, {**alices, "text": "Alice's news"})

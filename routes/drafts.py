@@ -1,0 +1,459 @@
+"""Shared dispatch drafts (SPEC §5.1): /s/{site}/drafts.
+
+Every action is a plain form post first (303 back to the page), and with htmx the same
+action answers with the page's changed regions as <hx-partial>s — the very HTML it
+publishes to every other viewer, rendered once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from live.locks import LockHeld, LockInfo
+from routes.access import site_of
+from routes.activity import activity_region, site_topic
+from routes.common import AREAS, Area, FormErrors, form_of, is_htmx, redirect, render
+from routes.live import LivePage, partial, render_fragment
+from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
+from tables.drafts import (
+    AlreadyFinalised,
+    Board,
+    Parcel,
+    add_parcels,
+    board,
+    clear,
+    expire_due,
+    finalise,
+    parcel_id_for_code,
+    remove_parcel,
+    set_transport,
+)
+from tables.people import SiteAccess
+
+LOCK_TTL = 30.0
+
+AREAS.append(Area("Dispatch drafts", "drafts", "Build tomorrow's runs together, parcel by parcel"))
+
+
+def actor_of(access: SiteAccess) -> Actor:
+    return Actor(access.user_id, access.display_name)
+
+
+def ttl(request: Request) -> timedelta:
+    return timedelta(hours=request.app.state.settings.draft_ttl_hours)
+
+
+def lock_key(access: SiteAccess, draft_id: int) -> str:
+    return f"site:{access.site_id}:draft:{draft_id}"
+
+
+def drafts_topic(access: SiteAccess) -> str:
+    return f"drafts:{access.site_id}"
+
+
+async def editors(request: Request, access: SiteAccess) -> dict[int, str]:
+    """Who holds the transport lock of each draft: draft id -> name (one lookup)."""
+    held = await request.app.state.locks.holders(f"site:{access.site_id}:draft:")
+    return {int(key.rsplit(":", 1)[1]): info.holder for key, info in held.items()}
+
+
+async def page_regions(request: Request, access: SiteAccess, data: Board | None = None) -> str:
+    """The page's live regions (#drafts, #parcels) fresh, as partials for everyone."""
+    data = data or await board(access.site_id)
+    context = {"site": access, "board": data, "editors": await editors(request, access)}
+    return partial("drafts", render_fragment("drafts/_drafts.html", **context)) + partial(
+        "parcels", render_fragment("drafts/_parcels.html", **context)
+    )
+
+
+PAGE = LivePage("drafts", topics=lambda access: [drafts_topic(access)], regions=page_regions)
+
+
+async def publish(request: Request, kind: str, notice: str = "") -> str:
+    """After commit: the changed regions to every viewer of the drafts page and the new
+    activity line to the site home. Returns the drafts HTML for the htmx caller."""
+    access = site_of(request)
+    hub = request.app.state.hub
+    html = await page_regions(request, access)
+    await hub.publish(drafts_topic(access), kind, access.username, html)
+    await hub.publish(site_topic(access), kind, access.username, await activity_region(access))
+    if notice:
+        html += partial("toasts", f'<div class="toast">{notice}</div>', swap="beforeend")
+    return html
+
+
+def done(request: Request, html: str, *, anchor: str = "") -> Response:
+    """Success: htmx gets the partials, a plain form goes back to the page (PRG)."""
+    if is_htmx(request):
+        return HTMLResponse(html)
+    url = str(request.app.url_path_for("drafts", site=site_of(request).slug))
+    return redirect(request, url + (f"#{anchor}" if anchor else ""))
+
+
+async def drafts_page(
+    request: Request, errors: FormErrors | None = None, values: dict | None = None
+) -> Response:
+    access = site_of(request)
+    data = await board(access.site_id)
+    context = {
+        "board": data,
+        "editors": await editors(request, access),
+        "only_available": request.query_params.get("only") == "available",
+        "errors": errors or FormErrors(),
+        "values": values or {},
+        "live": await PAGE.view(request),
+        "drivers": sorted({d.driver for d in data.drafts if d.driver} | DRIVERS),
+    }
+    return render(request, "drafts/page.html", context, status_code=422 if errors else 200)
+
+
+DRIVERS = {"Bob Wilson", "Charlie Smith", "Peter Otieno", "Grace Njeri"}
+
+
+def form_error(request: Request, target: str, template: str, context: dict[str, Any]) -> Response:
+    """Bad input under htmx: just that form again, with its messages and values (422)."""
+    html = render_fragment(template, site=site_of(request), **context)
+    return HTMLResponse(partial(target, html, swap="outerHTML"), status_code=422)
+
+
+async def parcel_receive(request: Request) -> Response:
+    access = site_of(request)
+    form = await form_of(request)
+    values = {k: str(form.get(k) or "") for k in ("code", "destination", "description", "weight")}
+    try:
+        async with write_tx(Parcel._meta.db):
+            parcel = await Parcel.receive(access.site_id, actor_of(access), **values)
+    except InvalidInput as bad:
+        return await _receive_again(request, FormErrors(bad.errors), values)
+    html = await publish(request, "parcel.receive", f"Received {parcel.code}")
+    html += partial(
+        "receive-form",
+        render_fragment("drafts/_receive.html", site=access, values={}, errors={}),
+        swap="outerHTML",
+    )
+    return done(request, html)
+
+
+async def _receive_again(request: Request, errors: FormErrors, values: dict) -> Response:
+    if is_htmx(request):
+        return form_error(
+            request, "receive-form", "drafts/_receive.html", {"errors": errors, "values": values}
+        )
+    return await drafts_page(request, errors, values)
+
+
+async def draft_add_parcels(request: Request) -> Response:
+    """Add the ticked parcels, each to the draft of its destination (created if needed)."""
+    access = site_of(request)
+    form = await form_of(request)
+    try:
+        ids = [int(v) for v in form.getlist("parcel")]  # type: ignore[attr-defined]
+    except ValueError:
+        raise HTTPException(400, "Those parcels could not be read.") from None
+    if not ids:
+        return await _refuse(request, "parcels", "Tick the parcels to add first.")
+    async with write_tx(Parcel._meta.db):
+        result = await add_parcels(access.site_id, ids, actor_of(access), ttl(request))
+    refused = "; ".join(f"{code} {why}" for code, why in result.refused)
+    if not result.count:
+        return await _refuse(request, "parcels", f"Nothing added: {refused}.")
+    notice = f"Added {result.count} parcel{'s' * (result.count != 1)}."
+    if refused:
+        notice += f" Not added: {refused}."
+    return done(request, await publish(request, "draft.add_parcels", notice))
+
+
+async def draft_add_code(request: Request) -> Response:
+    """The scan box: one code typed or scanned, added to its destination's draft."""
+    access = site_of(request)
+    code = str((await form_of(request)).get("code") or "")
+    try:
+        async with write_tx(Parcel._meta.db):
+            parcel_id = await parcel_id_for_code(access.site_id, code)
+            result = await add_parcels(access.site_id, [parcel_id], actor_of(access), ttl(request))
+    except DomainError as problem:
+        return await _scan_again(request, code, str(problem))
+    if not result.count:  # lost a race with someone adding it at the same moment
+        return await _scan_again(request, code, f"{code.upper()} {result.refused[0][1]}.")
+    html = await publish(request, "draft.add_parcels", f"Added {code.strip().upper()}.")
+    html += partial(
+        "scan-form",
+        render_fragment("drafts/_scan.html", site=access, code="", error=""),
+        swap="outerHTML",
+    )
+    return done(request, html)
+
+
+async def _scan_again(request: Request, code: str, error: str) -> Response:
+    if is_htmx(request):
+        return form_error(request, "scan-form", "drafts/_scan.html", {"code": code, "error": error})
+    return await drafts_page(request, FormErrors({"code": error}), {"code": code})
+
+
+async def _refuse(request: Request, field: str, message: str) -> Response:
+    if is_htmx(request):
+        toast = f'<div class="toast toast--error" role="alert">{message}</div>'
+        return HTMLResponse(partial("toasts", toast, swap="beforeend"), status_code=422)
+    return await drafts_page(request, FormErrors({field: message}))
+
+
+def draft_id_of(request: Request) -> int:
+    return int(request.path_params["draft"])
+
+
+async def draft_remove_parcel(request: Request) -> Response:
+    access = site_of(request)
+    try:
+        parcel_id = int(str((await form_of(request)).get("parcel")))
+    except ValueError:
+        raise HTTPException(400, "Which parcel?") from None
+    try:
+        async with write_tx(Parcel._meta.db):
+            code = await remove_parcel(
+                access.site_id, draft_id_of(request), parcel_id, actor_of(access), ttl(request)
+            )
+    except DomainError as problem:
+        return await _refuse(request, "parcels", str(problem))
+    return done(request, await publish(request, "draft.remove_parcel", f"Removed {code}."))
+
+
+# -- vehicle and driver, under a soft lock ------------------------------------------------
+
+
+async def _transport_form(
+    request: Request,
+    draft: Any,
+    *,
+    vehicle_id: int | None,
+    driver: str,
+    version: int,
+    token: str = "",
+    held: LockInfo | None = None,
+    stale: StaleVersion | None = None,
+    errors: FormErrors | None = None,
+    status: int = 200,
+) -> Response:
+    access = site_of(request)
+    data = await board(access.site_id, only_draft=draft.id)
+    context = {
+        "draft": draft,
+        "vehicles": data.vehicles,
+        "vehicle_id": vehicle_id,
+        "driver": driver,
+        "version": version,
+        "token": token,
+        "held": held,
+        "held_message": held.describe(ZoneInfo(access.timezone)) if held else "",
+        "stale": stale,
+        "errors": errors or FormErrors(),
+        "drivers": sorted(DRIVERS | ({draft.driver} if draft.driver else set())),
+    }
+    return render(request, "drafts/transport.html", context, status_code=status)
+
+
+async def _one_draft(request: Request) -> Any:
+    access = site_of(request)
+    draft = (await board(access.site_id, only_draft=draft_id_of(request))).draft(
+        draft_id_of(request)
+    )
+    if draft is None:
+        raise HTTPException(404, "That draft is no longer open: it was finalised or cleared.")
+    return draft
+
+
+async def _announce(request: Request, kind: str) -> None:
+    access = site_of(request)
+    html = partial(
+        "drafts",
+        render_fragment(
+            "drafts/_drafts.html",
+            site=access,
+            board=await board(access.site_id),
+            editors=await editors(request, access),
+        ),
+    )
+    await request.app.state.hub.indicate(drafts_topic(access), kind, access.username, html)
+
+
+async def draft_transport(request: Request) -> Response:
+    access = site_of(request)
+    draft = await _one_draft(request)
+    common = {"vehicle_id": draft.vehicle_id, "driver": draft.driver, "version": draft.version}
+    try:
+        lock = await request.app.state.locks.acquire(
+            lock_key(access, draft.id), access.user_id, access.display_name, LOCK_TTL
+        )
+    except LockHeld as held:
+        return await _transport_form(request, draft, held=held.info, **common)
+    await _announce(request, "draft.lock")
+    return await _transport_form(request, draft, token=lock.token, **common)
+
+
+async def draft_transport_save(request: Request) -> Response:
+    access = site_of(request)
+    draft = await _one_draft(request)
+    form = await form_of(request)
+    token = str(form.get("token") or "")
+    driver = str(form.get("driver") or "")
+    try:
+        version = int(str(form.get("version")))
+        raw_vehicle = str(form.get("vehicle") or "")
+        vehicle_id = int(raw_vehicle) if raw_vehicle else None
+    except ValueError:
+        raise HTTPException(400, "That form could not be read.") from None
+    again: dict[str, Any] = {"vehicle_id": vehicle_id, "driver": driver, "token": token}
+    holder = await request.app.state.locks.holder(lock_key(access, draft.id))
+    if holder is not None and holder.holder_id != access.user_id:
+        return await _transport_form(
+            request, draft, version=version, held=holder, status=423, **again
+        )
+    try:
+        async with write_tx(Parcel._meta.db):
+            await set_transport(
+                access.site_id,
+                draft.id,
+                version,
+                vehicle_id,
+                driver,
+                actor_of(access),
+                ttl(request),
+            )
+    except StaleVersion as stale:
+        return await _transport_form(
+            request, draft, version=stale.current["version"], stale=stale, status=409, **again
+        )
+    except InvalidInput as bad:
+        return await _transport_form(
+            request, draft, version=version, errors=FormErrors(bad.errors), status=422, **again
+        )
+    if token:
+        await request.app.state.locks.release(lock_key(access, draft.id), token)
+    await publish(request, "draft.set_transport")
+    url = str(request.app.url_path_for("drafts", site=access.slug))
+    return redirect(request, f"{url}#draft-{draft.id}")
+
+
+async def draft_transport_renew(request: Request) -> Response:
+    access = site_of(request)
+    token = str((await form_of(request)).get("token") or "")
+    key = lock_key(access, draft_id_of(request))
+    if await request.app.state.locks.renew(key, token, LOCK_TTL):
+        return Response(status_code=204)
+    return Response("Your editing lock was taken over.", status_code=409)
+
+
+async def draft_transport_cancel(request: Request) -> Response:
+    access = site_of(request)
+    token = str((await form_of(request)).get("token") or "")
+    key = lock_key(access, draft_id_of(request))
+    if token and await request.app.state.locks.release(key, token):
+        await _announce(request, "draft.unlock")
+    return redirect(request, str(request.app.url_path_for("drafts", site=access.slug)))
+
+
+# -- clear, finalise, print ---------------------------------------------------------------
+
+
+async def draft_clear_confirm(request: Request) -> Response:
+    access = site_of(request)
+    draft = await _one_draft(request)
+    others = draft.others(access.display_name)
+    return render(request, "drafts/clear.html", {"draft": draft, "others": others})
+
+
+async def draft_clear(request: Request) -> Response:
+    access = site_of(request)
+    try:
+        async with write_tx(Parcel._meta.db):
+            codes = await clear(access.site_id, draft_id_of(request), actor_of(access))
+    except DomainError as problem:
+        return await _refuse(request, "parcels", str(problem))
+    await publish(request, "draft.clear", f"Cleared: {len(codes)} parcels are available again.")
+    return redirect(request, str(request.app.url_path_for("drafts", site=access.slug)))
+
+
+async def draft_finalise(request: Request) -> Response:
+    access = site_of(request)
+    try:
+        async with write_tx(Parcel._meta.db):
+            dispatch = await finalise(access.site_id, draft_id_of(request), actor_of(access))
+    except AlreadyFinalised as late:
+        # Not an error: someone was quicker. Say who, and where the parcels went.
+        html = await page_regions(request, access)
+        html += partial(
+            "toasts", f'<div class="toast" role="status">{late}</div>', swap="beforeend"
+        )
+        if is_htmx(request):
+            return HTMLResponse(html)
+        return render(request, "drafts/finalised.html", {"by": late.by, "number": late.number})
+    except InvalidInput as bad:
+        return await _refuse(request, "parcels", " ".join(bad.errors.values()))
+    except DomainError as problem:
+        return await _refuse(request, "parcels", str(problem))
+    number = dispatch["number"]
+    html = await publish(request, "draft.finalise", f"Finalised → {number}")
+    if is_htmx(request):
+        return HTMLResponse(html)
+    return render(request, "drafts/finalised.html", {"by": access.display_name, "number": number})
+
+
+async def draft_load_sheet(request: Request) -> Response:
+    draft = await _one_draft(request)
+    return render(request, "drafts/load_sheet.html", {"draft": draft})
+
+
+async def expire_drafts(app) -> int:
+    """Housekeeping: expire drafts untouched past their time, and tell their viewers."""
+    expired = await expire_due()
+    for draft in expired:
+        html = render_fragment("drafts/_expired.html", destination=draft["destination"])
+        topic = f"drafts:{draft['site']}"
+        await app.state.hub.publish(
+            topic, "draft.expire", "", partial("draft-" + str(draft["id"]), html, swap="outerHTML")
+        )
+    return len(expired)
+
+
+routes = [
+    Route("/drafts", drafts_page, name="drafts"),
+    Route("/drafts/parcels", parcel_receive, methods=["POST"], name="parcel_receive"),
+    Route("/drafts/add", draft_add_parcels, methods=["POST"], name="draft_add_parcels"),
+    Route("/drafts/scan", draft_add_code, methods=["POST"], name="draft_add_code"),
+    Route(
+        "/drafts/{draft:int}/remove",
+        draft_remove_parcel,
+        methods=["POST"],
+        name="draft_remove_parcel",
+    ),
+    Route("/drafts/{draft:int}/transport", draft_transport, name="draft_transport"),
+    Route(
+        "/drafts/{draft:int}/transport",
+        draft_transport_save,
+        methods=["POST"],
+        name="draft_transport_save",
+    ),
+    Route(
+        "/drafts/{draft:int}/transport/lock",
+        draft_transport_renew,
+        methods=["POST"],
+        name="draft_transport_renew",
+    ),
+    Route(
+        "/drafts/{draft:int}/transport/cancel",
+        draft_transport_cancel,
+        methods=["POST"],
+        name="draft_transport_cancel",
+    ),
+    Route("/drafts/{draft:int}/clear", draft_clear_confirm, name="draft_clear_confirm"),
+    Route("/drafts/{draft:int}/clear", draft_clear, methods=["POST"], name="draft_clear"),
+    Route("/drafts/{draft:int}/finalise", draft_finalise, methods=["POST"], name="draft_finalise"),
+    Route("/drafts/{draft:int}/load-sheet", draft_load_sheet, name="draft_load_sheet"),
+    *PAGE.routes("/drafts"),
+]

@@ -1,0 +1,448 @@
+"""Shared dispatch drafts over HTTP: seed 000's scenario, the concurrency rules, bad input,
+and isolation between branches."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC
+from unittest.mock import patch
+
+import pytest
+
+from tables.base import Actor
+from tables.dispatches import Dispatch, DispatchParcel
+from tables.drafts import Draft, DraftParcel, DraftStatus, Parcel, ParcelStatus, board
+from tables.people import Site
+from tests.conftest import soup, texts
+
+DRAFTS = "/s/nairobi/drafts"
+ALICE = 1  # the demo's first user: any real user id will do for the trail
+
+
+async def site_id(slug: str) -> int:
+    return (await Site.select(Site.id).where(Site.slug == slug).first())["id"]
+
+
+@pytest.fixture
+async def town() -> str:
+    """A destination of this test's own, so tests never share a draft."""
+    return f"Town{uuid.uuid4().hex[:6]}".title()
+
+
+async def make_parcels(slug: str, destination: str, count: int, weight: str = "10") -> list[dict]:
+    """Receive `count` parcels at a site (as the demo's alice would)."""
+    sid = await site_id(slug)
+    made = []
+    for _ in range(count):
+        code = f"T-{uuid.uuid4().hex[:8].upper()}"
+        parcel = await Parcel.receive(sid, Actor(ALICE, "Test"), code, destination, "Box", weight)
+        made.append({"id": parcel.id, "code": parcel.code})
+    return made
+
+
+async def vehicle_id(registration: str) -> int:
+    from tables.dispatches import Asset
+
+    return (await Asset.select(Asset.id).where(Asset.registration == registration).first())["id"]
+
+
+def draft_section(response, destination: str):
+    return soup(response).select_one(f'details.draft[data-destination="{destination}"]')
+
+
+def transport_fields(response) -> dict[str, str]:
+    form = soup(response).select_one("#transport-editor form")
+    return {i["name"]: i.get("value", "") for i in form.select("input[type=hidden]")}
+
+
+async def draft_of(destination: str) -> dict:
+    return await (
+        Draft.select()
+        .where((Draft.destination == destination) & (Draft.status == DraftStatus.active))
+        .first()
+    )
+
+
+async def test_seed_scenario_alice_bob_charlie_build_and_finalise_one_dispatch(as_user, town):
+    parcels = await make_parcels("nairobi", town, 5)
+    alice, bob, charlie = await as_user("alice"), await as_user("bob"), await as_user("charlie")
+
+    # Alice starts the draft with 3 parcels, KCC 789C and Bob Wilson.
+    added = await alice.post(f"{DRAFTS}/add", {"parcel": [p["id"] for p in parcels[:3]]})
+    assert added.status_code == 303
+    draft = await draft_of(town)
+    edit = await alice.get(f"{DRAFTS}/{draft['id']}/transport")
+    fields = transport_fields(edit)
+    saved = await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KCC 789C"), "driver": "Bob Wilson"},
+    )
+    assert saved.status_code == 303
+
+    # Bob sees it, adds 2 parcels by scanning, changes the driver to Charlie Smith.
+    page = await bob.get(DRAFTS)
+    section = draft_section(page, town)
+    assert (
+        section.select_one(".draft__created").get_text(" ", strip=True).startswith("Alice Wanjiru")
+    )
+    for p in parcels[3:]:
+        assert (await bob.post(f"{DRAFTS}/scan", {"code": p["code"]})).status_code == 303
+    fields = transport_fields(await bob.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await bob.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KCC 789C"), "driver": "Charlie Smith"},
+    )
+
+    # Charlie sees 5 parcels, contributors alice and bob, last updated by bob; finalises.
+    page = await charlie.get(DRAFTS)
+    section = draft_section(page, town)
+    assert len(section.select(".draft__parcels li")) == 5
+    assert [b.get_text() for b in section.select(".draft__contributors .badge")] == [
+        "Alice Wanjiru",
+        "Bob Wilson",
+    ]
+    assert section.select_one(".draft__updated").get_text(" ", strip=True).startswith("Bob Wilson")
+    assert section.select_one(".draft__driver").get_text() == "Charlie Smith"
+    done = await charlie.post(f"{DRAFTS}/{draft['id']}/finalise")
+    assert done.status_code == 200
+    number = texts(done, "h1")[0].split("→ ")[1]
+    assert texts(done, "h1") == [f"Finalised by Charlie Smith → {number}"]
+
+    # The draft is gone for all three, and one dispatch carries the 5 parcels.
+    for user in (alice, bob, charlie):
+        assert draft_section(await user.get(DRAFTS), town) is None
+    dispatch = await Dispatch.select().where(Dispatch.number == number).first()
+    assert dispatch["driver_name"] == "Charlie Smith"
+    carried = await DispatchParcel.count().where(DispatchParcel.dispatch == dispatch["id"])
+    assert carried == 5
+    statuses = await Parcel.select(Parcel.status).where(Parcel.id.is_in([p["id"] for p in parcels]))
+    assert {s["status"] for s in statuses} == {ParcelStatus.dispatched}
+
+
+async def test_htmx_add_answers_with_the_partials_it_published(as_user, town):
+    parcels = await make_parcels("nairobi", town, 2)
+    alice = await as_user("alice")
+    response = await alice.http.post(
+        f"{DRAFTS}/add",
+        data={"parcel": [p["id"] for p in parcels]},
+        headers={"HX-Request": "true", "X-CSRFToken": alice.csrftoken},
+    )
+    assert response.status_code == 200
+    html = response.text
+    assert '<hx-partial hx-target="#drafts"' in html and '<hx-partial hx-target="#parcels"' in html
+    assert "Added 2 parcels." in html
+    assert alice.csrftoken not in html  # broadcast partials carry no per-user token
+
+
+async def test_ten_concurrent_adds_by_different_people_all_land(town):
+    parcels = await make_parcels("nairobi", town, 10)
+    sid = await site_id("nairobi")
+    from datetime import timedelta
+
+    from tables.base import write_tx
+    from tables.drafts import add_parcels
+
+    async def add(i: int) -> None:
+        async with write_tx(Parcel._meta.db):
+            await add_parcels(
+                sid, [parcels[i]["id"]], Actor(ALICE, f"Dispatcher {i}"), timedelta(hours=1)
+            )
+
+    await asyncio.gather(*(add(i) for i in range(10)))
+    drafts = await Draft.select(Draft.id).where(
+        (Draft.destination == town) & (Draft.status == DraftStatus.active)
+    )
+    assert len(drafts) == 1  # one shared draft, not ten
+    assert await DraftParcel.count().where(DraftParcel.draft == drafts[0]["id"]) == 10
+    view = (await board(sid, only_draft=drafts[0]["id"])).drafts[0]
+    assert len(view.contributors) == 10
+
+
+async def test_one_parcel_added_to_two_drafts_at_once_ends_in_exactly_one(town):
+    from datetime import timedelta
+
+    from tables.base import write_tx
+    from tables.drafts import add_parcels
+
+    sid = await site_id("nairobi")
+    (parcel,) = await make_parcels("nairobi", town, 1)
+
+    async def add(who: int):
+        async with write_tx(Parcel._meta.db):
+            return await add_parcels(
+                sid, [parcel["id"]], Actor(ALICE, f"D{who}"), timedelta(hours=1)
+            )
+
+    results = await asyncio.gather(*(add(i) for i in range(1, 6)))
+    assert sum(r.count for r in results) == 1
+    refusals = [why for r in results for _, why in r.refused]
+    assert refusals and all(why == f"is already in the {town} draft" for why in refusals)
+    assert await DraftParcel.count().where(DraftParcel.parcel == parcel["id"]) == 1
+
+
+async def test_two_concurrent_finalises_make_exactly_one_dispatch(as_user, town):
+    parcels = await make_parcels("nairobi", town, 2)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [p["id"] for p in parcels]})
+    draft = await draft_of(town)
+    fields = transport_fields(await alice.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KDA 456B"), "driver": "Peter Otieno"},
+    )
+    before = await Dispatch.count()
+    first, second = await asyncio.gather(
+        alice.post(f"{DRAFTS}/{draft['id']}/finalise"),
+        bob.post(f"{DRAFTS}/{draft['id']}/finalise"),
+    )
+    assert await Dispatch.count() == before + 1
+    assert {first.status_code, second.status_code} == {200}
+    headings = texts(first, "h1") + texts(second, "h1")
+    number = (
+        await Dispatch.select(Dispatch.number).order_by(Dispatch.id, ascending=False).first()
+    )["number"]
+    winner = (
+        "Alice Wanjiru" if headings[0] == f"Finalised by Alice Wanjiru → {number}" else "Bob Wilson"
+    )
+    assert headings == [f"Finalised by {winner} → {number}"] * 2  # the loser is told, no error
+
+
+async def test_htmx_second_finaliser_gets_news_not_an_error(as_user, town):
+    parcels = await make_parcels("nairobi", town, 1)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [parcels[0]["id"]]})
+    draft = await draft_of(town)
+    fields = transport_fields(await alice.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KBZ 123A"), "driver": "Peter Otieno"},
+    )
+    await alice.post(f"{DRAFTS}/{draft['id']}/finalise")
+    late = await bob.http.post(
+        f"{DRAFTS}/{draft['id']}/finalise",
+        headers={"HX-Request": "true", "X-CSRFToken": bob.csrftoken},
+    )
+    assert late.status_code == 200
+    assert "Finalised by Alice Wanjiru → D-" in late.text
+
+
+async def test_a_stale_vehicle_and_driver_save_gets_409_with_current_values(as_user, app, town):
+    parcels = await make_parcels("nairobi", town, 1)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [parcels[0]["id"]]})
+    draft = await draft_of(town)
+    alices = transport_fields(await alice.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await app.state.locks.break_lock(f"site:{draft['site']}:draft:{draft['id']}")  # lapsed
+    bobs = transport_fields(await bob.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await bob.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**bobs, "vehicle": await vehicle_id("KCC 789C"), "driver": "Charlie Smith"},
+    )
+    stale = await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**alices, "vehicle": await vehicle_id("KBZ 123A"), "driver": "Peter Otieno"},
+    )
+    assert stale.status_code == 409
+    assert texts(stale, ".conflict li") == [
+        "Vehicle is now KCC 789C (you chose KBZ 123A)",
+        "Driver is now Charlie Smith (you chose Peter Otieno)",
+    ]
+    assert soup(stale).select_one("#t-driver")["value"] == "Peter Otieno"  # hers kept
+    assert (await draft_of(town))["driver_name"] == "Charlie Smith"
+
+
+async def test_a_save_while_someone_else_edits_gets_423_naming_them(as_user, town):
+    parcels = await make_parcels("nairobi", town, 1)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [parcels[0]["id"]]})
+    draft = await draft_of(town)
+    await alice.get(f"{DRAFTS}/{draft['id']}/transport")
+    page = await bob.get(DRAFTS)
+    assert draft_section(page, town).select_one(".draft__lock").get_text() == (
+        "Being edited by Alice Wanjiru"
+    )
+    bobs = transport_fields(await bob.get(f"{DRAFTS}/{draft['id']}/transport"))
+    refused = await bob.post(
+        f"{DRAFTS}/{draft['id']}/transport", {**bobs, "vehicle": "", "driver": "Someone"}
+    )
+    assert refused.status_code == 423
+    assert "Being edited by Alice Wanjiru until" in texts(refused, ".alert")[0]
+    assert (await draft_of(town))["driver_name"] == ""
+
+
+async def test_clearing_warns_about_other_contributors_and_releases_parcels(as_user, town):
+    parcels = await make_parcels("nairobi", town, 2)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [parcels[0]["id"]]})
+    await bob.post(f"{DRAFTS}/add", {"parcel": [parcels[1]["id"]]})
+    draft = await draft_of(town)
+    confirm = await bob.get(f"{DRAFTS}/{draft['id']}/clear")
+    assert "Alice Wanjiru has worked on it too" in " ".join(texts(confirm, ".alert"))
+    assert (await bob.post(f"{DRAFTS}/{draft['id']}/clear")).status_code == 303
+    assert await draft_of(town) is None
+    statuses = await Parcel.select(Parcel.status).where(Parcel.id.is_in([p["id"] for p in parcels]))
+    assert {s["status"] for s in statuses} == {ParcelStatus.available}
+
+
+async def test_removing_a_parcel_makes_it_available_again(as_user, town):
+    parcels = await make_parcels("nairobi", town, 2)
+    alice = await as_user("alice")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [p["id"] for p in parcels]})
+    draft = await draft_of(town)
+    removed = await alice.post(f"{DRAFTS}/{draft['id']}/remove", {"parcel": parcels[0]["id"]})
+    assert removed.status_code == 303
+    page = await alice.get(DRAFTS)
+    row = soup(page).select_one(f"#parcel-{parcels[0]['id']}")
+    assert row.select_one(".badge").get_text() == "available"
+    assert len(draft_section(page, town).select(".draft__parcels li")) == 1
+
+
+async def test_drafts_untouched_past_their_time_expire_and_release(town):
+    from datetime import datetime, timedelta
+
+    from tables.base import write_tx
+    from tables.drafts import add_parcels, expire_due
+
+    sid = await site_id("nairobi")
+    (parcel,) = await make_parcels("nairobi", town, 1)
+    async with write_tx(Parcel._meta.db):
+        await add_parcels(sid, [parcel["id"]], Actor(ALICE, "A"), timedelta(hours=24))
+    assert town not in [d["destination"] for d in await expire_due()]  # still fresh
+    # A day passes for this draft alone (others in the shared test database keep theirs).
+    draft = await draft_of(town)
+    await Draft.update({Draft.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
+        Draft.id == draft["id"]
+    )
+    expired = await expire_due()
+    assert [d["destination"] for d in expired] == [town]
+    assert await draft_of(town) is None
+    status = await Parcel.select(Parcel.status).where(Parcel.id == parcel["id"]).first()
+    assert status["status"] == ParcelStatus.available
+
+
+@pytest.mark.parametrize(
+    ("form", "field", "message"),
+    [
+        ({"code": "", "destination": "Eldoret", "weight": "2"}, "code", "A code is 3 to 20"),
+        (
+            {"code": "NEW-1", "destination": "", "weight": "2"},
+            "destination",
+            "Enter the destination",
+        ),
+        ({"code": "NEW-1", "destination": "x" * 500, "weight": "2"}, "destination", "at most 60"),
+        ({"code": "NEW-1", "destination": "Eldoret", "weight": "-3"}, "weight", "more than 0"),
+        ({"code": "NEW-1", "destination": "Eldoret", "weight": "heavy"}, "weight", "more than 0"),
+        (
+            {"code": "NBO-0001", "destination": "Eldoret", "weight": "2"},
+            "code",
+            "already registered",
+        ),
+    ],
+)
+async def test_bad_parcel_input_is_sent_back_at_the_field_with_422(as_user, form, field, message):
+    alice = await as_user("alice")
+    before = await Parcel.count()
+    response = await alice.post(f"{DRAFTS}/parcels", {"description": "Box", **form})
+    assert response.status_code == 422
+    assert message in soup(response).select_one(f"#r-{field}-error").get_text()
+    assert soup(response).select_one("#r-destination")["value"] == form["destination"]
+    assert await Parcel.count() == before
+
+
+@pytest.mark.parametrize(
+    ("code", "message"),
+    [
+        ("NOPE-9999", "No parcel NOPE-9999 at this branch."),
+        ("NKR-0002", "No parcel NKR-0002 at this branch."),  # nakuru's parcel
+        ("%%", "That is not a parcel code"),
+        ("x" * 5000, "That is not a parcel code"),
+    ],
+)
+async def test_scanning_a_wrong_code_says_why_with_422(as_user, code, message):
+    alice = await as_user("alice")
+    response = await alice.post(f"{DRAFTS}/scan", {"code": code})
+    assert response.status_code == 422
+    assert message in texts(response, "#scan-error")[0]
+
+
+async def test_scanning_a_parcel_already_in_a_draft_names_that_draft(as_user, town):
+    (parcel,) = await make_parcels("nairobi", town, 1)
+    alice, bob = await as_user("alice"), await as_user("bob")
+    await alice.post(f"{DRAFTS}/scan", {"code": parcel["code"]})
+    response = await bob.post(f"{DRAFTS}/scan", {"code": parcel["code"]})
+    assert response.status_code == 422
+    assert texts(response, "#scan-error") == [f"{parcel['code']} is already in the {town} draft."]
+
+
+async def test_a_vehicle_of_another_branch_is_refused(as_user, town):
+    (parcel,) = await make_parcels("nairobi", town, 1)
+    alice = await as_user("alice")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [parcel["id"]]})
+    draft = await draft_of(town)
+    fields = transport_fields(await alice.get(f"{DRAFTS}/{draft['id']}/transport"))
+    response = await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KCB 321D"), "driver": "X"},  # nakuru's truck
+    )
+    assert response.status_code == 422
+    assert texts(response, "#t-vehicle-error") == ["Choose one of this branch's vehicles."]
+    assert (await draft_of(town))["vehicle"] is None
+
+
+async def test_another_branchs_parcel_cannot_be_added(as_user):
+    alice = await as_user("alice")
+    nakuru_parcel = await Parcel.select(Parcel.id).where(Parcel.code == "NKR-0003").first()
+    response = await alice.post(f"{DRAFTS}/add", {"parcel": [nakuru_parcel["id"]]})
+    assert response.status_code == 422
+    assert "is not a parcel of this branch" in " ".join(texts(response, ".alert"))
+
+
+async def test_dana_sees_none_of_nairobis_drafts(as_user):
+    dana = await as_user("dana")
+    page = await dana.get("/s/nakuru/drafts")
+    assert page.status_code == 200
+    titles = texts(page, ".draft__title")
+    assert "Nairobi" in titles and "Kisumu" not in titles  # nakuru's own, not nairobi's
+    assert not any(code.startswith("NBO-") for code in texts(page, ".parcel-table .code"))
+
+
+@pytest.mark.parametrize("username", ["dana", "oscar"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", DRAFTS),
+        ("GET", f"{DRAFTS}/live"),
+        ("POST", f"{DRAFTS}/add"),
+        ("POST", f"{DRAFTS}/scan"),
+        ("POST", f"{DRAFTS}/parcels"),
+        ("GET", f"{DRAFTS}/1/transport"),
+        ("POST", f"{DRAFTS}/1/finalise"),
+        ("POST", f"{DRAFTS}/1/clear"),
+    ],
+)
+async def test_outsiders_get_404_on_every_page_stream_and_action(as_user, username, method, path):
+    user = await as_user(username)
+    response = await (user.get(path) if method == "GET" else user.post(path, {"code": "NBO-0001"}))
+    assert response.status_code == 404
+
+
+async def test_the_drafts_page_reads_in_a_fixed_number_of_queries(as_user):
+    """No N+1: the same count of queries with 1 draft or 20."""
+    from piccolo.engine import engine_finder
+
+    sid = await site_id("nairobi")
+    db = engine_finder()
+    counted: list[str] = []
+    original = db.run_querystring
+
+    async def counting(querystring, in_pool=True):
+        counted.append(str(querystring))
+        return await original(querystring, in_pool)
+
+    async def counting_method(self, querystring, in_pool=True):
+        return await counting(querystring, in_pool)
+
+    with patch.object(type(db), "run_querystring", counting_method):
+        await board(sid)
+    assert len(counted) == 5
