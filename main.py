@@ -25,7 +25,7 @@ from live.broker import make_broker
 from live.hub import LiveHub
 from live.locks import LockStore, MemoryLocks, RedisLocks
 from live.presence import MemoryPresence, PresenceStore, RedisPresence
-from routes import auth, drafts, errors, health, notices, sites
+from routes import auth, dispatches, drafts, errors, health, notices, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
 from routes.common import TEMPLATES_DIR, templates
 from routes.live import render_presence
@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     site_mount = Mount(
         "/s/{site}",
-        routes=[*sites.site_routes, *notices.routes, *drafts.routes],
+        routes=[*sites.site_routes, *notices.routes, *drafts.routes, *dispatches.routes],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
     app = Starlette(

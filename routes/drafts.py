@@ -392,16 +392,25 @@ async def draft_finalise(request: Request) -> Response:
         )
         if is_htmx(request):
             return HTMLResponse(html)
-        return render(request, "drafts/finalised.html", {"by": late.by, "number": late.number})
+        return render(
+            request,
+            "drafts/finalised.html",
+            {"by": late.by, "number": late.number, "dispatch_id": late.dispatch_id},
+        )
     except InvalidInput as bad:
         return await _refuse(request, "parcels", " ".join(bad.errors.values()))
     except DomainError as problem:
         return await _refuse(request, "parcels", str(problem))
     number = dispatch["number"]
-    html = await publish(request, "draft.finalise", f"Finalised → {number}")
+    manifest = request.app.url_path_for(
+        "dispatch_manifest", site=access.slug, dispatch=dispatch["id"]
+    )
+    link = f'<a href="{manifest}" hx-boost="false">manifest</a>'
+    html = await publish(request, "draft.finalise", f"Finalised → {number} · {link}")
     if is_htmx(request):
         return HTMLResponse(html)
-    return render(request, "drafts/finalised.html", {"by": access.display_name, "number": number})
+    context = {"by": access.display_name, "number": number, "dispatch_id": dispatch["id"]}
+    return render(request, "drafts/finalised.html", context)
 
 
 async def draft_load_sheet(request: Request) -> Response:

@@ -171,10 +171,11 @@ class AddResult:
 class AlreadyFinalised(DomainError):
     """The draft was finalised by someone else first: not an error for the user."""
 
-    def __init__(self, by: str, number: str) -> None:
+    def __init__(self, by: str, number: str, dispatch_id: int | None) -> None:
         super().__init__(f"Finalised by {by} → {number}")
         self.by = by
         self.number = number
+        self.dispatch_id = dispatch_id
 
 
 async def _record(site_id: int, actor: Actor, verb: str, summary: str, draft_id: int) -> None:
@@ -305,7 +306,7 @@ async def _draft(site_id: int, draft_id: int) -> dict[str, Any]:
             await Dispatch.select(Dispatch.number).where(Dispatch.id == draft["dispatch"]).first()
             or {}
         ).get("number", "")
-        raise AlreadyFinalised(draft["closed_by_name"], number)
+        raise AlreadyFinalised(draft["closed_by_name"], number, draft["dispatch"])
     if draft["status"] != DraftStatus.active:
         by = draft["closed_by_name"] or "the system"
         raise DomainError(f"The {draft['destination']} draft was {draft['status']} by {by}.")

@@ -446,3 +446,37 @@ async def test_the_drafts_page_reads_in_a_fixed_number_of_queries(as_user):
     with patch.object(type(db), "run_querystring", counting_method):
         await board(sid)
     assert len(counted) == 5
+
+
+async def test_the_finaliser_can_print_the_manifest_of_the_new_dispatch(as_user, town):
+    parcels = await make_parcels("nairobi", town, 2, weight="12.5")
+    alice = await as_user("alice")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [p["id"] for p in parcels]})
+    draft = await draft_of(town)
+    fields = transport_fields(await alice.get(f"{DRAFTS}/{draft['id']}/transport"))
+    await alice.post(
+        f"{DRAFTS}/{draft['id']}/transport",
+        {**fields, "vehicle": await vehicle_id("KDA 456B"), "driver": "Grace Njeri"},
+    )
+    done = await alice.post(f"{DRAFTS}/{draft['id']}/finalise")
+    link = soup(done).find("a", string="Print the manifest")["href"]
+    manifest = await alice.get(link)
+    assert manifest.status_code == 200
+    number = texts(done, "h1")[0].split("→ ")[1]
+    assert texts(manifest, "h1") == [f"Manifest {number}"]
+    assert sorted(texts(manifest, ".sheet__table tbody .code")) == sorted(
+        p["code"] for p in parcels
+    )
+    assert texts(manifest, ".sheet__table tfoot .num") == ["25.0"]
+    assert (await (await as_user("dana")).get(link)).status_code == 404
+
+
+async def test_the_load_sheet_lists_the_drafts_parcels_for_printing(as_user, town):
+    parcels = await make_parcels("nairobi", town, 3, weight="2")
+    alice = await as_user("alice")
+    await alice.post(f"{DRAFTS}/add", {"parcel": [p["id"] for p in parcels]})
+    draft = await draft_of(town)
+    sheet = await alice.get(f"{DRAFTS}/{draft['id']}/load-sheet")
+    assert texts(sheet, "h1") == [f"Load sheet — {town}"]
+    assert len(soup(sheet).select(".sheet__table tbody tr")) == 3
+    assert "<script" not in sheet.text.split("<main")[1]  # prints without JavaScript
