@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
 from live.events import Cursor, Event
@@ -235,6 +236,16 @@ class Broker(ABC):
     ) -> Subscription:
         """A new live feed for `topics`; subscribe before replaying `since` to leave no gap."""
         return self._fanout.subscribe(topics, max_events, max_bytes)
+
+    def close_subscriptions(self) -> None:
+        """End every local stream now and refuse new ones (the server is shutting down)."""
+        self._fanout.close_all()
+
+    @abstractmethod
+    def serialised(self, topic: str) -> AbstractAsyncContextManager[None]:
+        """Hold while rendering and publishing a snapshot of a topic's regions, so that
+        snapshots are published in the order they were rendered, across processes: the
+        last event of a topic is always the freshest."""
 
     def tick(self, event: Event) -> None:
         """Offer `event` to every local subscription: one loop per heartbeat, no timers."""

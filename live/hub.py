@@ -20,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from live.broker import Broker, Subscription
@@ -75,6 +76,7 @@ class LiveHub:
         self._tasks = [
             asyncio.create_task(self._every(self.ping_every, self._tick), name="live-ticker"),
             asyncio.create_task(self._every(self.sweep_every, self._sweep), name="live-sweeper"),
+            asyncio.create_task(self._drain_on_exit(), name="live-drain"),
         ]
 
     async def stop(self) -> None:
@@ -140,9 +142,19 @@ class LiveHub:
             state.joined.append(viewer)
             state.dirty = True
 
-    async def publish(self, topic: str, kind: str, actor: str, html: str) -> Event:
-        """Publish partials rendered once; call after the action's transaction committed."""
-        return await self.broker.publish(topic, kind, actor, html)
+    async def publish(
+        self, topic: str, kind: str, actor: str, render: Callable[[], Awaitable[str]]
+    ) -> str:
+        """Render a topic's changed regions once and publish them; call after commit.
+
+        Rendering and publishing hold the topic's lock (across processes), so of two
+        writers the one that publishes last also rendered last: the final event on every
+        screen holds everything committed. Returns the HTML (for the actor's response).
+        """
+        async with self.broker.serialised(topic):
+            html = await render()
+            await self.broker.publish(topic, kind, actor, html)
+        return html
 
     async def indicate(self, topic: str, kind: str, actor: str, html: str) -> None:
         """An ephemeral indicator ("bob is moving #12"): live only, never replayed."""
@@ -166,6 +178,21 @@ class LiveHub:
                 raise
             except Exception:  # a Redis blip must not kill the loop
                 log.exception("live hub loop %s failed", getattr(work, "__name__", work))
+
+    async def _drain_on_exit(self) -> None:
+        """End every stream as soon as the server starts shutting down.
+
+        uvicorn waits for open connections before it runs the lifespan shutdown (where
+        `stop()` is), so streams left open would hold it for the whole grace period and
+        then be cancelled mid-write. Like sse-starlette, find uvicorn's Server through
+        its SIGTERM handler and watch `should_exit`.
+        """
+        while True:
+            await asyncio.sleep(0.2)
+            server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
+            if getattr(server, "should_exit", False):
+                self.broker.close_subscriptions()
+                return
 
     async def _tick(self) -> None:
         self.broker.tick(PING_EVENT)

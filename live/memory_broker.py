@@ -14,6 +14,7 @@ import secrets
 import time
 from collections import deque
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from itertools import islice
 
 from live.broker import Broker
@@ -47,9 +48,16 @@ class MemoryBroker(Broker):
         self._retention = retention_seconds
         self._clock = clock
         self._topics: dict[str, _Topic] = {}
+        self._serial: dict[str, asyncio.Lock] = {}
 
     async def start(self) -> None:
         """Nothing to connect to; present for the shared interface."""
+
+    def serialised(self, topic: str) -> AbstractAsyncContextManager[None]:
+        lock = self._serial.get(topic)
+        if lock is None:
+            lock = self._serial[topic] = asyncio.Lock()
+        return lock
 
     async def stop(self) -> None:
         self._fanout.close_all()

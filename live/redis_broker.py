@@ -20,6 +20,7 @@ import json
 import logging
 import re
 import secrets
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -126,6 +127,13 @@ class RedisBroker(Broker):
         self._subscribed = asyncio.Event()
 
     # -- keys -----------------------------------------------------------------------------
+
+    def serialised(self, topic: str) -> AbstractAsyncContextManager[None]:
+        # redis-py's Lock: a token and a Lua compare-and-delete; the timeout frees it if
+        # this process dies mid-render.
+        return self._client.lock(  # type: ignore[return-value]
+            self._key("serial", topic), timeout=10, blocking_timeout=10
+        )
 
     def _key(self, kind: str, topic: str = "") -> str:
         return f"{self._ns}:{kind}:{topic}" if topic else f"{self._ns}:{kind}"

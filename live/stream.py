@@ -38,12 +38,12 @@ log = logging.getLogger("floorboard.live")
 SEND_TIMEOUT = 10.0  # a write blocked this long means the viewer is not reading: cut it off
 RETRY_MS = 1000  # EventSource/htmx reconnect base delay
 PING = b": ping\n\n"
-HEADERS = [
+HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
     (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
     (b"connection", b"keep-alive"),
-]
+)
 
 PING_KIND = "ping"
 
@@ -117,7 +117,10 @@ class LiveStream:
         try:
             if self.on_open is not None:
                 await self.on_open(sub)
-            await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
+            # A fresh list per response: middleware appends to it (piccolo_api's CSRF adds a
+            # Set-Cookie), and a shared one would hand one viewer's token to the next.
+            headers = list(HEADERS)
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
             await self._run(sub, send)
         except (TimeoutError, OSError) as exc:
             log.info("live stream cut off: %s", type(exc).__name__)

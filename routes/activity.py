@@ -3,6 +3,7 @@ site topic its updates travel on."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from zoneinfo import ZoneInfo
 
 from starlette.requests import Request
@@ -44,9 +45,14 @@ async def record_activity(
     )
 
 
-async def publish_site(request: Request, kind: str, extra_html: str = "") -> None:
-    """After commit: the new activity line (and any other changed region) to every viewer
-    of the site, rendered once."""
+async def publish_site(
+    request: Request, kind: str, also: Callable[[], Awaitable[str]] | None = None
+) -> None:
+    """After commit: the activity list (and `also`, other changed site-home regions) to
+    every viewer of the site, rendered once."""
     access = site_of(request)
-    html = extra_html + await activity_region(access)
-    await request.app.state.hub.publish(site_topic(access), kind, access.username, html)
+
+    async def render() -> str:
+        return (await also() if also else "") + await activity_region(access)
+
+    await request.app.state.hub.publish(site_topic(access), kind, access.username, render)

@@ -8,9 +8,11 @@ publishes to every other viewer, rendered once.
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
@@ -18,13 +20,12 @@ from starlette.routing import Route
 
 from live.locks import LockHeld, LockInfo
 from routes.access import site_of
-from routes.activity import activity_region, site_topic
+from routes.activity import publish_site
 from routes.common import AREAS, Area, FormErrors, form_of, is_htmx, redirect, render
 from routes.live import LivePage, partial, render_fragment
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
 from tables.drafts import (
     AlreadyFinalised,
-    Board,
     Parcel,
     add_parcels,
     board,
@@ -35,7 +36,7 @@ from tables.drafts import (
     remove_parcel,
     set_transport,
 )
-from tables.people import SiteAccess
+from tables.people import Site, SiteAccess
 
 LOCK_TTL = 30.0
 
@@ -58,19 +59,29 @@ def drafts_topic(access: SiteAccess) -> str:
     return f"drafts:{access.site_id}"
 
 
-async def editors(request: Request, access: SiteAccess) -> dict[int, str]:
+async def editors(app: Starlette, site_id: int) -> dict[int, str]:
     """Who holds the transport lock of each draft: draft id -> name (one lookup)."""
-    held = await request.app.state.locks.holders(f"site:{access.site_id}:draft:")
+    held = await app.state.locks.holders(f"site:{site_id}:draft:")
     return {int(key.rsplit(":", 1)[1]): info.holder for key, info in held.items()}
 
 
-async def page_regions(request: Request, access: SiteAccess, data: Board | None = None) -> str:
-    """The page's live regions (#drafts, #parcels) fresh, as partials for everyone."""
-    data = data or await board(access.site_id)
-    context = {"site": access, "board": data, "editors": await editors(request, access)}
+async def drafts_regions(app: Starlette, site: Any) -> str:
+    """The page's live regions (#drafts, #parcels) fresh, as partials for everyone.
+
+    `site` needs `site_id`, `slug` and `name` (a SiteAccess, or a Site row's view).
+    """
+    context = {
+        "site": site,
+        "board": await board(site.site_id),
+        "editors": await editors(app, site.site_id),
+    }
     return partial("drafts", render_fragment("drafts/_drafts.html", **context)) + partial(
         "parcels", render_fragment("drafts/_parcels.html", **context)
     )
+
+
+async def page_regions(request: Request, access: SiteAccess) -> str:
+    return await drafts_regions(request.app, access)
 
 
 PAGE = LivePage("drafts", topics=lambda access: [drafts_topic(access)], regions=page_regions)
@@ -81,9 +92,10 @@ async def publish(request: Request, kind: str, notice: str = "") -> str:
     activity line to the site home. Returns the drafts HTML for the htmx caller."""
     access = site_of(request)
     hub = request.app.state.hub
-    html = await page_regions(request, access)
-    await hub.publish(drafts_topic(access), kind, access.username, html)
-    await hub.publish(site_topic(access), kind, access.username, await activity_region(access))
+    html = await hub.publish(
+        drafts_topic(access), kind, access.username, lambda: page_regions(request, access)
+    )
+    await publish_site(request, kind)
     if notice:
         html += partial("toasts", f'<div class="toast">{notice}</div>', swap="beforeend")
     return html
@@ -104,7 +116,7 @@ async def drafts_page(
     data = await board(access.site_id)
     context = {
         "board": data,
-        "editors": await editors(request, access),
+        "editors": await editors(request.app, access.site_id),
         "only_available": request.query_params.get("only") == "available",
         "errors": errors or FormErrors(),
         "values": values or {},
@@ -269,17 +281,11 @@ async def _one_draft(request: Request) -> Any:
 
 
 async def _announce(request: Request, kind: str) -> None:
+    """Someone took or let go of a transport lock: a snapshot, published in order."""
     access = site_of(request)
-    html = partial(
-        "drafts",
-        render_fragment(
-            "drafts/_drafts.html",
-            site=access,
-            board=await board(access.site_id),
-            editors=await editors(request, access),
-        ),
+    await request.app.state.hub.publish(
+        drafts_topic(access), kind, access.username, lambda: page_regions(request, access)
     )
-    await request.app.state.hub.indicate(drafts_topic(access), kind, access.username, html)
 
 
 async def draft_transport(request: Request) -> Response:
@@ -418,14 +424,14 @@ async def draft_load_sheet(request: Request) -> Response:
     return render(request, "drafts/load_sheet.html", {"draft": draft})
 
 
-async def expire_drafts(app) -> int:
+async def expire_drafts(app: Starlette) -> int:
     """Housekeeping: expire drafts untouched past their time, and tell their viewers."""
     expired = await expire_due()
-    for draft in expired:
-        html = render_fragment("drafts/_expired.html", destination=draft["destination"])
-        topic = f"drafts:{draft['site']}"
+    for site_id in sorted({d["site"] for d in expired}):
+        row = await Site.select(Site.slug, Site.name).where(Site.id == site_id).first()
+        site = SimpleNamespace(site_id=site_id, **(row or {}))
         await app.state.hub.publish(
-            topic, "draft.expire", "", partial("draft-" + str(draft["id"]), html, swap="outerHTML")
+            f"drafts:{site_id}", "draft.expire", "", lambda site=site: drafts_regions(app, site)
         )
     return len(expired)
 

@@ -127,9 +127,10 @@ async def notice_save(request: Request) -> Response:
         return editor(request, text=text, version=version, token=token, errors=errors, status=422)
     if token:
         await locks(request).release(lock_key(access), token)
-    await publish_site(
-        request, "notice.update", partial("notice", await notice_region(request, access))
-    )
+    async def notice() -> str:
+        return partial("notice", await notice_region(request, access))
+
+    await publish_site(request, "notice.update", also=notice)
     return redirect(request, str(request.app.url_path_for("site_home", site=access.slug)))
 
 
