@@ -12,6 +12,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -22,7 +23,7 @@ from live.locks import LockHeld, LockInfo
 from routes.access import site_of
 from routes.activity import publish_site
 from routes.common import AREAS, Area, FormErrors, form_of, is_htmx, redirect, render
-from routes.live import LivePage, partial, render_fragment
+from routes.live import LivePage, partial, render_fragment, toast
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
 from tables.drafts import (
     AlreadyFinalised,
@@ -97,7 +98,7 @@ async def publish(request: Request, kind: str, notice: str = "") -> str:
     )
     await publish_site(request, kind)
     if notice:
-        html += partial("toasts", f'<div class="toast">{notice}</div>', swap="beforeend")
+        html += toast(notice)
     return html
 
 
@@ -211,8 +212,7 @@ async def _scan_again(request: Request, code: str, error: str) -> Response:
 
 async def _refuse(request: Request, field: str, message: str) -> Response:
     if is_htmx(request):
-        toast = f'<div class="toast toast--error" role="alert">{message}</div>'
-        return HTMLResponse(partial("toasts", toast, swap="beforeend"), status_code=422)
+        return HTMLResponse(toast(message, "error"), status_code=422)
     return await drafts_page(request, FormErrors({field: message}))
 
 
@@ -393,9 +393,7 @@ async def draft_finalise(request: Request) -> Response:
     except AlreadyFinalised as late:
         # Not an error: someone was quicker. Say who, and where the parcels went.
         html = await page_regions(request, access)
-        html += partial(
-            "toasts", f'<div class="toast" role="status">{late}</div>', swap="beforeend"
-        )
+        html += toast(str(late))
         if is_htmx(request):
             return HTMLResponse(html)
         return render(
@@ -411,8 +409,10 @@ async def draft_finalise(request: Request) -> Response:
     manifest = request.app.url_path_for(
         "dispatch_manifest", site=access.slug, dispatch=dispatch["id"]
     )
-    link = f'<a href="{manifest}" hx-boost="false">manifest</a>'
-    html = await publish(request, "draft.finalise", f"Finalised → {number} · {link}")
+    notice = Markup('Finalised → {} · <a href="{}" hx-boost="false">manifest</a>').format(
+        number, manifest
+    )
+    html = await publish(request, "draft.finalise", notice)
     if is_htmx(request):
         return HTMLResponse(html)
     context = {"by": access.display_name, "number": number, "dispatch_id": dispatch["id"]}

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from markupsafe import Markup
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -49,6 +50,14 @@ def render_fragment(name: str, **context: object) -> str:
 def partial(target_id: str, html: str, swap: str = "outerMorph") -> str:
     """Wrap a fragment for htmx 4. Morphing keeps what a viewer is typing in a field."""
     return f'<hx-partial hx-target="#{target_id}" hx-swap="{swap}">{html}</hx-partial>'
+
+
+def toast(message: str, kind: str = "info") -> str:
+    """A notice for #toasts. `message` is escaped unless it is Markup: it often carries
+    what people typed (a destination, a note)."""
+    role = "alert" if kind == "error" else "status"
+    html = Markup('<div class="toast toast--{}" role="{}">{}</div>').format(kind, role, message)
+    return partial("toasts", str(html), swap="beforeend")
 
 
 def viewer_of(access: SiteAccess) -> Viewer:

@@ -127,6 +127,7 @@ async def notice_save(request: Request) -> Response:
         return editor(request, text=text, version=version, token=token, errors=errors, status=422)
     if token:
         await locks(request).release(lock_key(access), token)
+
     async def notice() -> str:
         return partial("notice", await notice_region(request, access))
 

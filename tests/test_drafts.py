@@ -480,3 +480,21 @@ async def test_the_load_sheet_lists_the_drafts_parcels_for_printing(as_user, tow
     assert texts(sheet, "h1") == [f"Load sheet — {town}"]
     assert len(soup(sheet).select(".sheet__table tbody tr")) == 3
     assert "<script" not in sheet.text.split("<main")[1]  # prints without JavaScript
+
+
+async def test_what_people_typed_comes_back_as_text_never_markup(as_user):
+    """A destination is typed by staff; every toast and region escapes it."""
+    sneaky = '<i class="inj">x</i>'
+    (parcel,) = await make_parcels("nairobi", sneaky, 1)
+    alice = await as_user("alice")
+    headers = {"HX-Request": "true", "X-CSRFToken": alice.csrftoken}
+    added = await alice.http.post(f"{DRAFTS}/add", data={"parcel": [parcel["id"]]}, headers=headers)
+    draft = await draft_of(sneaky.title())
+    await alice.post(f"{DRAFTS}/{draft['id']}/clear")
+    stale_remove = await alice.http.post(
+        f"{DRAFTS}/{draft['id']}/remove", data={"parcel": parcel["id"]}, headers=headers
+    )
+    assert stale_remove.status_code == 422
+    for response in (added, stale_remove):
+        assert "<i class=" not in response.text.lower()
+    assert "&lt;I Class=" in stale_remove.text  # shown, as the text it is
