@@ -74,6 +74,8 @@ class Demo:
     users: dict[str, int] = field(default_factory=dict)
 
 
+NAMES = {username: f"{first} {last}" for username, first, last, *_ in USERS}
+
 # -- drafts (SPEC §5.1) ---------------------------------------------------------------
 
 VEHICLES = [
@@ -133,7 +135,7 @@ async def load_drafts(demo: Demo) -> None:
             ("nakuru", "dana", demo_parcels("NKR", ["Nairobi", "Eldoret", "Naivasha"], 12)),
         ]
         for slug, receiver, parcels in batches:
-            actor = Actor(demo.users[receiver], receiver)
+            actor = Actor(demo.users[receiver], NAMES[receiver])
             for code, town, what, weight in parcels:
                 if not await Parcel.exists().where(Parcel.code == code):
                     await Parcel.receive(demo.sites[slug], actor, code, town, what, weight)

@@ -111,6 +111,9 @@ class LiveHub:
                 self._pages.setdefault(page, _PageState()).streams[conn_id] = sub
                 self._beats[(page, conn_id)] = time.monotonic()
                 await self.beat(page, conn_id, viewer)
+                # Re-send the list even without a join: the page may have been rendered
+                # between an old connection's expiry and its sweep, listing nobody.
+                self._page(page).dirty = True
 
             async def closed(sub: Subscription) -> None:
                 state = self._pages.get(page)
