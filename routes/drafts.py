@@ -7,6 +7,7 @@ publishes to every other viewer, rendered once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +27,7 @@ from routes.common import AREAS, Area, FormErrors, form_of, is_htmx, redirect, r
 from routes.live import LivePage, partial, render_fragment, toast
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
 from tables.drafts import (
+    AddResult,
     AlreadyFinalised,
     Parcel,
     add_parcels,
@@ -71,14 +73,7 @@ async def drafts_regions(app: Starlette, site: Any) -> str:
 
     `site` needs `site_id`, `slug` and `name` (a SiteAccess, or a Site row's view).
     """
-    context = {
-        "site": site,
-        "board": await board(site.site_id),
-        "editors": await editors(app, site.site_id),
-    }
-    return partial("drafts", render_fragment("drafts/_drafts.html", **context)) + partial(
-        "parcels", render_fragment("drafts/_parcels.html", **context)
-    )
+    return await changed_regions(app, site, Change(layout=True, table=True))
 
 
 async def page_regions(request: Request, access: SiteAccess) -> str:
@@ -88,13 +83,56 @@ async def page_regions(request: Request, access: SiteAccess) -> str:
 PAGE = LivePage("drafts", topics=lambda access: [drafts_topic(access)], regions=page_regions)
 
 
-async def publish(request: Request, kind: str, notice: str = "") -> str:
-    """After commit: the changed regions to every viewer of the drafts page and the new
-    activity line to the site home. Returns the drafts HTML for the htmx caller."""
+@dataclass
+class Change:
+    """What an action changed, so that only that is rendered and sent to every viewer.
+
+    A parcel added to an existing draft is that draft's item and one table row (a few KB),
+    not the whole page (hundreds of KB with 500 parcels, times every viewer).
+    """
+
+    drafts: set[int] = field(default_factory=set)  # draft items changed in place
+    parcels: set[int] = field(default_factory=set)  # table rows changed in place
+    gone: set[int] = field(default_factory=set)  # table rows to remove (dispatched)
+    layout: bool = False  # a draft opened or closed: the whole #drafts list
+    table: bool = False  # rows were added: the whole #parcels table
+
+
+async def changed_regions(app: Starlette, site: Any, change: Change) -> str:
+    data = await board(site.site_id)
+    context = {"site": site, "board": data, "editors": await editors(app, site.site_id)}
+    html: list[str] = []
+    if change.layout:
+        html.append(partial("drafts", render_fragment("drafts/_drafts.html", **context)))
+    else:
+        for draft_id in sorted(change.drafts):
+            view = data.draft(draft_id)
+            if view is not None:
+                item = render_fragment("drafts/_draft.html", draft=view, **context)
+                html.append(partial(f"draft-{draft_id}", item))
+    if change.table:
+        html.append(partial("parcels", render_fragment("drafts/_parcels.html", **context)))
+        return "".join(html)
+    rows = {p.id: p for p in data.parcels}
+    for parcel_id in sorted(change.parcels - change.gone):
+        if parcel_id in rows:
+            row = render_fragment("drafts/_parcel_row.html", p=rows[parcel_id], site=site)
+            html.append(partial(f"parcel-{parcel_id}", row))
+    for parcel_id in sorted(change.gone):
+        html.append(partial(f"parcel-{parcel_id}", "", swap="delete"))
+    return "".join(html)
+
+
+async def publish(request: Request, kind: str, change: Change, notice: str = "") -> str:
+    """After commit: what changed to every viewer of the drafts page (rendered once, in
+    order), and the new activity line to the site home. Returns the partials for the
+    htmx caller, plus its notice."""
     access = site_of(request)
-    hub = request.app.state.hub
-    html = await hub.publish(
-        drafts_topic(access), kind, access.username, lambda: page_regions(request, access)
+    html = await request.app.state.hub.publish(
+        drafts_topic(access),
+        kind,
+        access.username,
+        lambda: changed_regions(request.app, access, change),
     )
     await publish_site(request, kind)
     if notice:
@@ -145,7 +183,7 @@ async def parcel_receive(request: Request) -> Response:
             parcel = await Parcel.receive(access.site_id, actor_of(access), **values)
     except InvalidInput as bad:
         return await _receive_again(request, FormErrors(bad.errors), values)
-    html = await publish(request, "parcel.receive", f"Received {parcel.code}")
+    html = await publish(request, "parcel.receive", Change(table=True), f"Received {parcel.code}")
     html += partial(
         "receive-form",
         render_fragment("drafts/_receive.html", site=access, values={}, errors={}),
@@ -180,7 +218,7 @@ async def draft_add_parcels(request: Request) -> Response:
     notice = f"Added {result.count} parcel{'s' * (result.count != 1)}."
     if refused:
         notice += f" Not added: {refused}."
-    return done(request, await publish(request, "draft.add_parcels", notice))
+    return done(request, await publish(request, "draft.add_parcels", added(result), notice))
 
 
 async def draft_add_code(request: Request) -> Response:
@@ -195,7 +233,8 @@ async def draft_add_code(request: Request) -> Response:
         return await _scan_again(request, code, str(problem))
     if not result.count:  # lost a race with someone adding it at the same moment
         return await _scan_again(request, code, f"{code.upper()} {result.refused[0][1]}.")
-    html = await publish(request, "draft.add_parcels", f"Added {code.strip().upper()}.")
+    notice = f"Added {code.strip().upper()}."
+    html = await publish(request, "draft.add_parcels", added(result), notice)
     html += partial(
         "scan-form",
         render_fragment("drafts/_scan.html", site=access, code="", error=""),
@@ -216,6 +255,12 @@ async def _refuse(request: Request, field: str, message: str) -> Response:
     return await drafts_page(request, FormErrors({field: message}))
 
 
+def added(result: AddResult) -> Change:
+    return Change(
+        drafts=set(result.added), parcels=set(result.parcel_ids), layout=bool(result.created)
+    )
+
+
 def draft_id_of(request: Request) -> int:
     return int(request.path_params["draft"])
 
@@ -233,7 +278,8 @@ async def draft_remove_parcel(request: Request) -> Response:
             )
     except DomainError as problem:
         return await _refuse(request, "parcels", str(problem))
-    return done(request, await publish(request, "draft.remove_parcel", f"Removed {code}."))
+    change = Change(drafts={draft_id_of(request)}, parcels={parcel_id})
+    return done(request, await publish(request, "draft.remove_parcel", change, f"Removed {code}."))
 
 
 # -- vehicle and driver, under a soft lock ------------------------------------------------
@@ -283,8 +329,12 @@ async def _one_draft(request: Request) -> Any:
 async def _announce(request: Request, kind: str) -> None:
     """Someone took or let go of a transport lock: a snapshot, published in order."""
     access = site_of(request)
+    change = Change(drafts={draft_id_of(request)})
     await request.app.state.hub.publish(
-        drafts_topic(access), kind, access.username, lambda: page_regions(request, access)
+        drafts_topic(access),
+        kind,
+        access.username,
+        lambda: changed_regions(request.app, access, change),
     )
 
 
@@ -341,7 +391,7 @@ async def draft_transport_save(request: Request) -> Response:
         )
     if token:
         await request.app.state.locks.release(lock_key(access, draft.id), token)
-    await publish(request, "draft.set_transport")
+    await publish(request, "draft.set_transport", Change(drafts={draft.id}))
     url = str(request.app.url_path_for("drafts", site=access.slug))
     return redirect(request, f"{url}#draft-{draft.id}")
 
@@ -378,10 +428,12 @@ async def draft_clear(request: Request) -> Response:
     access = site_of(request)
     try:
         async with write_tx(Parcel._meta.db):
-            codes = await clear(access.site_id, draft_id_of(request), actor_of(access))
+            released = await clear(access.site_id, draft_id_of(request), actor_of(access))
     except DomainError as problem:
         return await _refuse(request, "parcels", str(problem))
-    await publish(request, "draft.clear", f"Cleared: {len(codes)} parcels are available again.")
+    change = Change(layout=True, parcels={row["id"] for row in released})
+    notice = f"Cleared: {len(released)} parcels are available again."
+    await publish(request, "draft.clear", change, notice)
     return redirect(request, str(request.app.url_path_for("drafts", site=access.slug)))
 
 
@@ -412,7 +464,8 @@ async def draft_finalise(request: Request) -> Response:
     notice = Markup('Finalised → {} · <a href="{}" hx-boost="false">manifest</a>').format(
         number, manifest
     )
-    html = await publish(request, "draft.finalise", notice)
+    change = Change(layout=True, gone=set(dispatch["parcel_ids"]))
+    html = await publish(request, "draft.finalise", change, notice)
     if is_htmx(request):
         return HTMLResponse(html)
     context = {"by": access.display_name, "number": number, "dispatch_id": dispatch["id"]}
@@ -430,8 +483,13 @@ async def expire_drafts(app: Starlette) -> int:
     for site_id in sorted({d["site"] for d in expired}):
         row = await Site.select(Site.slug, Site.name).where(Site.id == site_id).first()
         site = SimpleNamespace(site_id=site_id, **(row or {}))
+        released = {p for d in expired if d["site"] == site_id for p in d["released"]}
+        change = Change(layout=True, parcels=released)
         await app.state.hub.publish(
-            f"drafts:{site_id}", "draft.expire", "", lambda site=site: drafts_regions(app, site)
+            f"drafts:{site_id}",
+            "draft.expire",
+            "",
+            lambda site=site, change=change: changed_regions(app, site, change),
         )
     return len(expired)
 

@@ -162,6 +162,8 @@ class AddResult:
 
     added: dict[int, list[str]] = field(default_factory=dict)  # draft id -> parcel codes
     refused: list[tuple[str, str]] = field(default_factory=list)  # (code or id, why)
+    parcel_ids: list[int] = field(default_factory=list)  # the parcels that went in
+    created: set[int] = field(default_factory=set)  # drafts this add opened
 
     @property
     def count(self) -> int:
@@ -182,19 +184,28 @@ async def _record(site_id: int, actor: Actor, verb: str, summary: str, draft_id:
     await Activity.record(site_id, actor.id, actor.name, verb, summary, "draft", draft_id)
 
 
-async def _active_draft(site_id: int, destination: str, actor: Actor, ttl: timedelta) -> int:
-    """The active draft's id for (site, destination), created if there is none."""
+async def _active_draft(
+    site_id: int, destination: str, actor: Actor, ttl: timedelta
+) -> tuple[int, bool]:
+    """The active draft's id for (site, destination), created if there is none; and
+    whether this call created it."""
     stamp = now()
-    await Draft.insert(
-        Draft(
-            site=site_id,
-            destination=destination,
-            created_by=actor.id,
-            created_by_name=actor.name,
-            updated_by_name=actor.name,
-            expires_at=stamp + ttl,
+    created = (
+        await Draft.insert(
+            Draft(
+                site=site_id,
+                destination=destination,
+                created_by=actor.id,
+                created_by_name=actor.name,
+                updated_by_name=actor.name,
+                expires_at=stamp + ttl,
+            )
         )
-    ).on_conflict(action="DO NOTHING")
+        .on_conflict(action="DO NOTHING")
+        .returning(Draft.id)
+    )
+    if created:
+        return created[0]["id"], True
     row = await (
         Draft.select(Draft.id)
         .where(
@@ -205,7 +216,7 @@ async def _active_draft(site_id: int, destination: str, actor: Actor, ttl: timed
         .first()
     )
     assert row is not None
-    return row["id"]
+    return row["id"], False
 
 
 async def _touch(draft_id: int, actor: Actor, ttl: timedelta) -> None:
@@ -261,7 +272,10 @@ async def add_parcels(
     for row in claimed:
         by_destination.setdefault(row["destination"], []).append(row)
     for destination, parcels in sorted(by_destination.items()):
-        draft_id = await _active_draft(site_id, destination, actor, ttl)
+        draft_id, opened = await _active_draft(site_id, destination, actor, ttl)
+        if opened:
+            result.created.add(draft_id)
+        result.parcel_ids.extend(p["id"] for p in parcels)
         await DraftParcel.insert(
             *(
                 DraftParcel(
@@ -426,7 +440,7 @@ async def _close(draft: dict[str, Any], status: DraftStatus, by: str) -> bool:
     return bool(closed)
 
 
-async def _release_parcels(draft_id: int) -> list[str]:
+async def _release_parcels(draft_id: int) -> list[dict[str, Any]]:
     released = (
         await DraftParcel.delete()
         .where(DraftParcel.draft == draft_id)
@@ -438,25 +452,25 @@ async def _release_parcels(draft_id: int) -> list[str]:
     rows = await (
         Parcel.update({Parcel.status: ParcelStatus.available})
         .where(Parcel.id.is_in(ids))
-        .returning(Parcel.code)
+        .returning(Parcel.id, Parcel.code)
     )
-    return sorted(row["code"] for row in rows)
+    return sorted(rows, key=lambda row: row["code"])
 
 
-async def clear(site_id: int, draft_id: int, actor: Actor) -> list[str]:
-    """Drop a draft for everyone; its parcels become available. Returns their codes."""
+async def clear(site_id: int, draft_id: int, actor: Actor) -> list[dict[str, Any]]:
+    """Drop a draft for everyone; its parcels become available. Returns them (id, code)."""
     draft = await _draft(site_id, draft_id)
     if not await _close(draft, DraftStatus.cleared, actor.name):
         await _draft(site_id, draft_id)  # raises with what happened instead
-    codes = await _release_parcels(draft_id)
+    released = await _release_parcels(draft_id)
     await _record(
         site_id,
         actor,
         "draft.clear",
-        f"cleared the {draft['destination']} draft ({len(codes)} parcels released)",
+        f"cleared the {draft['destination']} draft ({len(released)} parcels released)",
         draft_id,
     )
-    return codes
+    return released
 
 
 async def finalise(site_id: int, draft_id: int, actor: Actor) -> dict[str, Any]:
@@ -512,7 +526,7 @@ async def finalise(site_id: int, draft_id: int, actor: Actor) -> dict[str, Any]:
         f"finalised the {draft['destination']} draft → {number} ({len(ids)} parcels)",
         draft_id,
     )
-    return {"id": dispatch.id, "number": number, "parcels": len(ids)}
+    return {"id": dispatch.id, "number": number, "parcels": len(ids), "parcel_ids": ids}
 
 
 async def expire_due(at: datetime | None = None) -> list[dict[str, Any]]:
@@ -533,13 +547,14 @@ async def expire_due(at: datetime | None = None) -> list[dict[str, Any]]:
         .returning(Draft.id, Draft.site, Draft.destination)
     )
     for draft in due:
-        codes = await _release_parcels(draft["id"])
+        released = await _release_parcels(draft["id"])
+        draft["released"] = [row["id"] for row in released]
         await Activity.record(
             draft["site"],
             None,
             "floorboard",
             "draft.expire",
-            f"the {draft['destination']} draft expired untouched ({len(codes)} parcels released)",
+            f"the {draft['destination']} draft expired ({len(released)} parcels released)",
             "draft",
             draft["id"],
         )

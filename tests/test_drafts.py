@@ -120,19 +120,24 @@ async def test_seed_scenario_alice_bob_charlie_build_and_finalise_one_dispatch(a
     assert {s["status"] for s in statuses} == {ParcelStatus.dispatched}
 
 
-async def test_htmx_add_answers_with_the_partials_it_published(as_user, town):
-    parcels = await make_parcels("nairobi", town, 2)
+async def test_htmx_add_answers_with_just_what_changed(as_user, town):
+    """The answer is the partials everyone else got: the changed draft and rows, not the
+    whole page (which with hundreds of parcels would go to every viewer on every add)."""
+    first, second = await make_parcels("nairobi", town, 2)
     alice = await as_user("alice")
-    response = await alice.http.post(
-        f"{DRAFTS}/add",
-        data={"parcel": [p["id"] for p in parcels]},
-        headers={"HX-Request": "true", "X-CSRFToken": alice.csrftoken},
-    )
-    assert response.status_code == 200
-    html = response.text
-    assert '<hx-partial hx-target="#drafts"' in html and '<hx-partial hx-target="#parcels"' in html
-    assert "Added 2 parcels." in html
-    assert alice.csrftoken not in html  # broadcast partials carry no per-user token
+    headers = {"HX-Request": "true", "X-CSRFToken": alice.csrftoken}
+    opened = await alice.http.post(f"{DRAFTS}/add", data={"parcel": [first["id"]]}, headers=headers)
+    assert opened.status_code == 200
+    targets = [p["hx-target"] for p in soup(opened).select("hx-partial")]
+    # A new draft: the list of drafts changes; one table row changes.
+    assert targets == ["#drafts", f"#parcel-{first['id']}", "#toasts"]
+    draft = await draft_of(town)
+    added = await alice.http.post(f"{DRAFTS}/add", data={"parcel": [second["id"]]}, headers=headers)
+    targets = [p["hx-target"] for p in soup(added).select("hx-partial")]
+    assert targets == [f"#draft-{draft['id']}", f"#parcel-{second['id']}", "#toasts"]
+    assert len(added.text) < 10_000
+    assert "in the " + town + " draft" in added.text
+    assert alice.csrftoken not in opened.text + added.text  # nothing per user in broadcasts
 
 
 async def test_ten_concurrent_adds_by_different_people_all_land(town):
