@@ -28,7 +28,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -40,6 +39,8 @@ from typing import IO, Any
 import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Error, Page
+
+from tests.servers import free_port, port_is_taken
 
 HERE = Path(__file__).resolve().parent
 PROJECT_ROOT = HERE.parents[1]  # tests/browser/conftest.py -> project root
@@ -102,17 +103,6 @@ def fresh_throttle() -> None:
 
 
 # --- the server ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_is_taken(port: int) -> bool:
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 class ServerDidNotStart(RuntimeError):
