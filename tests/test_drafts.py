@@ -503,3 +503,16 @@ async def test_what_people_typed_comes_back_as_text_never_markup(as_user):
     for response in (added, stale_remove):
         assert "<i class=" not in response.text.lower()
     assert "&lt;I Class=" in stale_remove.text  # shown, as the text it is
+
+
+async def test_a_dispatched_parcel_cannot_go_into_a_draft_again(as_user, town):
+    (parcel,) = await make_parcels("nairobi", town, 1)
+    await Parcel.update({Parcel.status: ParcelStatus.dispatched}).where(Parcel.id == parcel["id"])
+    alice = await as_user("alice")
+    scanned = await alice.post(f"{DRAFTS}/scan", {"code": parcel["code"]})
+    assert scanned.status_code == 422
+    assert texts(scanned, "#scan-error") == [f"{parcel['code']} is already dispatched."]
+    ticked = await alice.post(f"{DRAFTS}/add", {"parcel": [parcel["id"]]})
+    assert ticked.status_code == 422
+    assert "is already dispatched" in " ".join(texts(ticked, ".alert"))
+    assert await draft_of(town) is None
