@@ -16,11 +16,12 @@ message once and hands the same `Event` to every local subscription without awai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import re
 import secrets
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -99,6 +100,7 @@ class RedisBroker(Broker):
         *,
         max_len: int = 10_000,
         retention_seconds: float = 900.0,
+        serial_wait: float = 15.0,
     ) -> None:
         super().__init__()
         if not _NAMESPACE.fullmatch(namespace):
@@ -107,6 +109,7 @@ class RedisBroker(Broker):
         self._ns = namespace
         self._max_len = max_len
         self._retention_ms = int(retention_seconds * 1000)
+        self._serial_wait = serial_wait
         # Unique per broker instance so an operator (or a test) can find its connections.
         self.client_name = f"floorboard-{namespace}-{secrets.token_hex(4)}"
         # A blocking pool: when a thousand viewers reconnect at once (say after a Redis
@@ -128,12 +131,30 @@ class RedisBroker(Broker):
 
     # -- keys -----------------------------------------------------------------------------
 
-    def serialised(self, topic: str) -> AbstractAsyncContextManager[None]:
-        # redis-py's Lock: a token and a Lua compare-and-delete; the timeout frees it if
-        # this process dies mid-render.
-        return self._client.lock(  # type: ignore[return-value]
-            self._key("serial", topic), timeout=10, blocking_timeout=10
+    @contextlib.asynccontextmanager
+    async def serialised(self, topic: str) -> AsyncIterator[None]:
+        """A Redis lock around render + publish (redis-py's Lock: a token and a Lua
+        compare-and-delete; its timeout frees it if this process dies mid-render).
+
+        Ordering is worth waiting for, but never worth losing an event: if the lock
+        cannot be had in time (a saturated server) the snapshot is published anyway.
+        """
+        lock = self._client.lock(
+            self._key("serial", topic), timeout=30, blocking_timeout=self._serial_wait
         )
+        acquired = False
+        try:
+            acquired = bool(await lock.acquire())
+        except RedisError:
+            logger.warning("no render lock for %s; publishing unserialised", topic, exc_info=True)
+        if not acquired:
+            logger.warning("render lock for %s not acquired in time; publishing anyway", topic)
+        try:
+            yield
+        finally:
+            if acquired:
+                with contextlib.suppress(RedisError):  # lapsed meanwhile: nothing to undo
+                    await lock.release()
 
     def _key(self, kind: str, topic: str = "") -> str:
         return f"{self._ns}:{kind}:{topic}" if topic else f"{self._ns}:{kind}"

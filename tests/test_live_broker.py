@@ -17,6 +17,7 @@ from live.broker import Broker, Subscription, make_broker
 from live.events import MAX_CURSOR_LENGTH, Cursor, Event
 from live.memory_broker import MemoryBroker
 from live.redis_broker import RedisBroker
+from tests.conftest import BROKER_REDIS_URL
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -399,3 +400,22 @@ async def test_redis_reader_reconnects_and_resets_subscriptions(
     event = await broker.publish("t", "note", "ann", "<p>after reconnect</p>")
     assert await take(after, 1) == [event]
     assert await rest(before) == []
+
+
+async def test_a_stuck_render_lock_delays_a_publish_but_never_drops_it(namespace: str) -> None:
+    """Ordering snapshots is worth waiting for, not worth losing an event over."""
+    broker = RedisBroker(BROKER_REDIS_URL, namespace=namespace, serial_wait=0.3)
+    await broker.start()
+    other = aioredis.from_url(BROKER_REDIS_URL)
+    try:
+        await other.set(f"{namespace}:serial:t", "someone-else", px=60_000)  # a crashed holder
+        sub = broker.subscribe(["t"])
+        async with broker.serialised("t"):
+            await broker.publish("t", "note", "alice", "<p>still sent</p>")
+        (event,) = await take(sub, 1)
+        assert event.html == "<p>still sent</p>"
+        assert await other.get(f"{namespace}:serial:t") == b"someone-else"  # not ours to free
+    finally:
+        await other.delete(*[k async for k in other.scan_iter(match=f"{namespace}:*")])
+        await other.aclose()
+        await broker.stop()
