@@ -160,7 +160,7 @@ async def live_phase(base_url: str, viewers: int, posts: int) -> dict[str, float
 
     tasks = [asyncio.create_task(viewer()) for _ in range(viewers)]
     async with asyncio.timeout(60):
-        while ready < viewers:
+        while ready < viewers:  # noqa: ASYNC110 - counting streams as they open
             await asyncio.sleep(0.05)
     await asyncio.sleep(0.5)
     sent: dict[str, float] = {}

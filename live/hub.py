@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from live.broker import Broker, Subscription
 from live.events import Event
 from live.presence import PresenceStore, Viewer
-from live.stream import PING_KIND, LiveStream, Renderer
+from live.stream import PING_KIND, LiveStream, Renderer, cut_off_stalled
 
 log = logging.getLogger("floorboard.live")
 
@@ -199,6 +199,8 @@ class LiveHub:
 
     async def _tick(self) -> None:
         self.broker.tick(PING_EVENT)
+        if cut := cut_off_stalled():
+            log.info("cut off %d stalled viewers", cut)
         await self._evict_silent()
 
     async def _evict_silent(self) -> None:

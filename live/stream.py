@@ -26,7 +26,8 @@ import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
@@ -68,6 +69,21 @@ class _DataCache:
     def __init__(self, size: int = 512) -> None:
         self.size = size
         self._entries: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
+        self._frames: OrderedDict[tuple[int, str], tuple[Event, bytes]] = OrderedDict()
+
+    def frame(self, event: Event, epoch: str) -> bytes:
+        """The whole frame of an event on a one-topic page: its id is the same for every
+        viewer who has seen everything before it, so it is formatted once."""
+        key = (id(event), epoch)
+        entry = self._frames.get(key)
+        if entry is not None and entry[0] is event:
+            return entry[1]
+        event_id = Cursor(epoch, {event.topic: event.position}).encode([event.topic])
+        framed = frame(self.data(event), event_id)
+        self._frames[key] = (event, framed)
+        if len(self._frames) > self.size:
+            self._frames.popitem(last=False)
+        return framed
 
     def data(self, event: Event) -> bytes:
         entry = self._entries.get(id(event))
@@ -98,7 +114,7 @@ def html_frame(html: str, event_id: str | None = None) -> bytes:
     return frame(data, event_id)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: streams live in a set
 class LiveStream:
     """The ASGI response for one viewer of one live page."""
 
@@ -110,10 +126,16 @@ class LiveStream:
     on_close: Callable[[Subscription], Awaitable[None]] | None = None
     live_only: tuple[str, ...] = ()  # topics of ephemeral events only: not in the cursor
     send_timeout: float = SEND_TIMEOUT
+    # Set while a write is under way (loop time); see cut_off_stalled().
+    writing_since: float = field(default=0.0, init=False)
+    _task: asyncio.Task[Any] | None = field(default=None, init=False)
+    _stalled: bool = field(default=False, init=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         sub = self.broker.subscribe([*self.topics, *self.live_only])
         watcher = asyncio.ensure_future(_close_on_disconnect(receive, sub))
+        self._task = asyncio.current_task()
+        _open.add(self)
         try:
             if self.on_open is not None:
                 await self.on_open(sub)
@@ -122,22 +144,38 @@ class LiveStream:
             headers = list(HEADERS)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await self._run(sub, send)
-        except (TimeoutError, OSError) as exc:
+            # The subscription ended (shutdown, overflow, broker reset): finish the body
+            # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not self._stalled or self._task is None:
+                raise
+            self._task.uncancel()  # our own cut-off, not a shutdown: end normally
+            log.info("live stream cut off: its socket stopped draining")
+        except OSError as exc:
             log.info("live stream cut off: %s", type(exc).__name__)
         except Exception:
             # The broker failed mid-stream (Redis gone, shutdown under way): end this
             # response; the browser reconnects and is replayed or resynced.
             log.warning("live stream ended by a broker error", exc_info=True)
         finally:
+            _open.discard(self)
             watcher.cancel()
             sub.close()
             if self.on_close is not None:
                 await self.on_close(sub)
 
     async def _run(self, sub: Subscription, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+
         async def write(chunk: bytes) -> None:
-            async with asyncio.timeout(self.send_timeout):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            # No timer per write (thousands of viewers, every event): the write is stamped,
+            # and the hub's ticker cuts off streams stuck in one (cut_off_stalled).
+            self.writing_since = loop.time()
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.writing_since = 0.0
+
+        single = len(self.topics) == 1
 
         await write(f"retry: {RETRY_MS}\n\n".encode())
         cursor = Cursor.decode(self.resume_from, self.topics)
@@ -177,7 +215,10 @@ class LiveStream:
                 continue
             cursor = cursor.advanced(event)
             last_seq[topic] = event.seq
-            await write(frame(_cache.data(event), cursor.encode(self.topics)))
+            if single:  # every up-to-date viewer has the same id: the frame is built once
+                await write(_cache.frame(event, cursor.epoch))
+            else:
+                await write(frame(_cache.data(event), cursor.encode(self.topics)))
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
 
@@ -199,6 +240,28 @@ class LiveStream:
         html = await self.render_regions()
         await write(html_frame(html, cursor.encode(self.topics)))
         return cursor
+
+
+_open: set[LiveStream] = set()  # this process's open streams, for cut_off_stalled()
+
+
+def cut_off_stalled(now: float | None = None) -> int:
+    """End every stream whose current write has been blocked longer than its send
+    timeout (a viewer that stopped reading, or a half-open socket); returns how many.
+
+    The hub's ticker calls this; it replaces a timer around every single write.
+    """
+    now = asyncio.get_running_loop().time() if now is None else now
+    stalled = [
+        s
+        for s in _open
+        if s.writing_since and now - s.writing_since > s.send_timeout and not s._stalled
+    ]
+    for stream in stalled:
+        stream._stalled = True
+        if stream._task is not None:
+            stream._task.cancel()
+    return len(stalled)
 
 
 async def _close_on_disconnect(receive: Receive, sub: Subscription) -> None:

@@ -6,9 +6,9 @@ import time
 from collections import defaultdict, deque
 from typing import Protocol
 
-from piccolo_api.csrf.middleware import CSRFMiddleware
+from piccolo_api.csrf.middleware import SAFE_HTTP_METHODS, CSRFMiddleware
 from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -61,6 +61,31 @@ class ReadableCSRFMiddleware(CSRFMiddleware):
     def __init__(self, app: ASGIApp, *, on_refused, **kwargs) -> None:
         super().__init__(app, **kwargs)
         self.on_refused = on_refused
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Safe methods (every page and every SSE stream) skip BaseHTTPMiddleware: they are
+        never refused, they only get the token in the scope and a cookie when it is new."""
+        if scope["type"] != "http" or scope["method"] not in SAFE_HTTP_METHODS:
+            await super().__call__(scope, receive, send)
+            return
+        token = HTTPConnection(scope).cookies.get(self.cookie_name)
+        cookie_header = None
+        if token is None:
+            token = self.get_new_token()
+            carrier = Response()
+            carrier.set_cookie(self.cookie_name, token, max_age=self.max_age)
+            cookie_header = carrier.raw_headers[-1]
+        scope.update({"csrftoken": token, "csrf_cookie_name": self.cookie_name})
+        if cookie_header is None:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_cookie(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), cookie_header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_cookie)
 
     async def dispatch(self, request: Request, call_next):
         reached_app = False

@@ -52,7 +52,6 @@ PRESENCE = 'hx-target="#presence"'
 ALICE, BOB = "Alice Wanjiru", "Bob Wilson"
 
 
-
 # --- what a page and its stream say ---------------------------------------------------------
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from live.broker import Broker, Fanout
 from live.events import Cursor
-from live.stream import LiveStream
+from live.stream import LiveStream, cut_off_stalled
 
 TOPIC = "site:1"
 REGIONS = '<hx-partial hx-target="#activity" hx-swap="outerMorph">fresh</hx-partial>'
@@ -243,8 +243,10 @@ async def test_a_viewer_that_stops_reading_is_cut_off_and_its_memory_freed(make)
     await asyncio.sleep(0.05)
     await publish_notes(broker, *[f"n{i}" for i in range(300)])
     await fast.wait_for(300, within=10)
+    await asyncio.sleep(0.4)
+    assert cut_off_stalled() == 1  # what the hub's ticker does every few seconds
     async with asyncio.timeout(5):
-        await slow.task  # ended by the write timeout, not by hanging up
+        await slow.task  # ended by the cut-off, not by hanging up
     assert broker.subscriptions == 1  # only the fast viewer is still subscribed
     await fast.close()
     assert broker.subscriptions == 0
@@ -289,3 +291,24 @@ async def test_callbacks_run_on_open_and_on_close(make) -> None:
 
 
 Make = Callable[..., Awaitable[Broker]]
+
+
+async def test_a_stream_ended_by_the_server_finishes_its_response(make) -> None:
+    """A browser must see a clean end of body (then it reconnects), not a torn one."""
+    broker = await make()
+    bodies: list[dict] = []
+
+    async def receive() -> dict:
+        await asyncio.Event().wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        bodies.append(message)
+
+    stream = make_stream(broker, await page_cursor(broker))
+    task = asyncio.ensure_future(stream({"type": "http", "headers": []}, receive, send))
+    await asyncio.sleep(0.05)
+    broker.close_subscriptions()  # what happens at shutdown
+    async with asyncio.timeout(5):
+        await task
+    assert bodies[-1] == {"type": "http.response.body", "body": b"", "more_body": False}

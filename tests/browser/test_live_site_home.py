@@ -181,6 +181,8 @@ RESTART_NOISE = (
     "Failed to load resource: net::ERR_CONNECTION_REFUSED",  # reconnects, beats, polls
     "htmx: htmx:sse:error",  # htmx logs each failed reconnect
     "htmx: htmx:error: Failed to fetch",  # a poll while the server is away
+    # A stream the exiting server ended as its socket closed; the page reconnects.
+    "Failed to load resource: net::ERR_INCOMPLETE_CHUNKED_ENCODING",
 )
 
 
