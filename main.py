@@ -27,7 +27,7 @@ from live.locks import LockStore, MemoryLocks, RedisLocks
 from live.presence import MemoryPresence, PresenceStore, RedisPresence
 from routes import auth, dispatches, drafts, errors, health, notices, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
-from routes.common import TEMPLATES_DIR, templates
+from routes.common import templates
 from routes.live import render_presence
 from routes.security import (
     LoginThrottle,
@@ -153,7 +153,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.locks = locks
     app.state.redis = redis_client
     app.state.login_throttle = LoginThrottle(throttle_store)
-    assert TEMPLATES_DIR.is_dir()
     return app
 
 

@@ -26,7 +26,6 @@ class Settings:
     workers: int = 1
     production: bool = False
     draft_ttl_hours: float = 24.0  # drafts untouched this long expire
-    sqlite_path: Path = VAR / "floorboard.sqlite"
     allowed_hosts: tuple[str, ...] = field(default=("127.0.0.1", "localhost"))
 
     @property
@@ -74,7 +73,6 @@ def load() -> Settings:
         workers=int(env.get("WORKERS", "1")),
         production=env.get("PRODUCTION", "") in ("1", "true", "yes"),
         draft_ttl_hours=float(env.get("DRAFT_TTL_HOURS", "24")),
-        sqlite_path=Path(env.get("SQLITE_PATH", str(VAR / "floorboard.sqlite"))),
         allowed_hosts=tuple(
             h.strip() for h in env.get("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h
         ),

@@ -42,6 +42,8 @@ from tables.drafts import (
 from tables.people import Site, SiteAccess
 
 LOCK_TTL = 30.0
+# Suggestions for the driver field (a name is free text); the drafts' own drivers join them.
+DRIVERS = {"Bob Wilson", "Charlie Smith", "Peter Otieno", "Grace Njeri"}
 
 AREAS.append(Area("Dispatch drafts", "drafts", "Build tomorrow's runs together, parcel by parcel"))
 
@@ -140,12 +142,12 @@ async def publish(request: Request, kind: str, change: Change, notice: str = "")
     return html
 
 
-def done(request: Request, html: str, *, anchor: str = "") -> Response:
+def done(request: Request, html: str) -> Response:
     """Success: htmx gets the partials, a plain form goes back to the page (PRG)."""
     if is_htmx(request):
         return HTMLResponse(html)
     url = str(request.app.url_path_for("drafts", site=site_of(request).slug))
-    return redirect(request, url + (f"#{anchor}" if anchor else ""))
+    return redirect(request, url)
 
 
 async def drafts_page(
@@ -160,12 +162,9 @@ async def drafts_page(
         "errors": errors or FormErrors(),
         "values": values or {},
         "live": await PAGE.view(request),
-        "drivers": sorted({d.driver for d in data.drafts if d.driver} | DRIVERS),
     }
     return render(request, "drafts/page.html", context, status_code=422 if errors else 200)
 
-
-DRIVERS = {"Bob Wilson", "Charlie Smith", "Peter Otieno", "Grace Njeri"}
 
 
 def form_error(request: Request, target: str, template: str, context: dict[str, Any]) -> Response:

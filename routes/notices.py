@@ -49,10 +49,14 @@ async def notice_region(request: Request, access: SiteAccess) -> str:
 
 
 async def announce(request: Request, kind: str) -> None:
-    """Tell the site home viewers who is editing now (ephemeral: not replayed later)."""
+    """Tell the site home viewers who is editing now. A snapshot of #notice, published in
+    order with the saves, so a late "being edited" badge can never overtake a save."""
     access = site_of(request)
-    html = partial("notice", await notice_region(request, access))
-    await request.app.state.hub.indicate(site_topic(access), kind, access.username, html)
+
+    async def notice() -> str:
+        return partial("notice", await notice_region(request, access))
+
+    await request.app.state.hub.publish(site_topic(access), kind, access.username, notice)
 
 
 def editor(

@@ -89,14 +89,8 @@ async def site_note(request: Request) -> Response:
     await publish_site(request, "note")
     if is_htmx(request):
         # The new line reaches this page through the stream too; here: a fresh, empty form.
-        return render(
-            request, "sites/home.html", await _empty_form(), fragment="sites/_note_form.html"
-        )
+        return render(request, "sites/_note_form.html", {"errors": FormErrors(), "note": ""})
     return redirect(request, request.url_for("site_home", site=site_of(request).slug).path)
-
-
-async def _empty_form() -> dict:
-    return {"errors": FormErrors(), "note": ""}
 
 
 routes = [Route("/", home, name="home")]

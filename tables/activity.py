@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from piccolo.apps.user.tables import BaseUser
 from piccolo.columns import ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
@@ -55,7 +53,3 @@ class Activity(Table):
             .order_by(cls.id, ascending=False)
             .limit(limit)
         )
-
-    @staticmethod
-    def when(created_at: datetime) -> str:
-        return created_at.strftime("%H:%M")

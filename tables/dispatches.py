@@ -39,10 +39,6 @@ class Asset(Table):
     registration = Varchar(length=20, unique=True)  # "KCC 789C"
     capacity_kg = Integer(default=0)  # 0: not a load carrier
 
-    @property
-    def label(self) -> str:
-        return f"{self.registration} · {self.make} {self.model}".strip()
-
 
 class Dispatch(Table):
     id: Serial
