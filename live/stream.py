@@ -3,7 +3,8 @@
 The response is a small ASGI app rather than sse-starlette's EventSourceResponse: at 10,000
 open streams what matters is the work per viewer, and this keeps it to one coroutine and one
 pending `receive()` per stream, no timers. Heartbeats arrive as a "ping" event that the hub
-offers to every subscription at once; the bytes of an event are formatted once and shared.
+offers to every subscription at once. The wire frames are sse-starlette's
+`ServerSentEvent(...).encode()`, run once per event (not per viewer) and shared as bytes.
 
 Guarantees, in the order the generator meets them:
 
@@ -29,6 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sse_starlette import ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
 from live.broker import Broker, Subscription
@@ -38,7 +40,10 @@ log = logging.getLogger("floorboard.live")
 
 SEND_TIMEOUT = 10.0  # a write blocked this long means the viewer is not reading: cut it off
 RETRY_MS = 1000  # EventSource/htmx reconnect base delay
-PING = b": ping\n\n"
+# sse-starlette ends lines with "\r\n" by default; "\n" keeps the frames as they always were.
+SEP = "\n"
+RETRY = ServerSentEvent(retry=RETRY_MS, sep=SEP).encode()  # b"retry: 1000\n\n"
+PING = ServerSentEvent(comment="ping", sep=SEP).encode()  # b": ping\n\n"
 HEADERS = (
     (b"content-type", b"text/event-stream; charset=utf-8"),
     (b"cache-control", b"no-store"),
@@ -60,7 +65,8 @@ def position_key(position: str) -> tuple[int, int]:
 
 
 class _DataCache:
-    """`data:` lines of recent events, formatted once however many viewers receive them.
+    """Encoded bodies (and one-topic frames) of recent events, encoded once however many
+    viewers receive them.
 
     Keyed by object identity; the value keeps the event alive, so an id cannot be reused
     while its entry exists.
@@ -79,39 +85,43 @@ class _DataCache:
         if entry is not None and entry[0] is event:
             return entry[1]
         event_id = Cursor(epoch, {event.topic: event.position}).encode([event.topic])
-        framed = frame(self.data(event), event_id)
+        framed = frame(self.body(event), event_id)
         self._frames[key] = (event, framed)
         if len(self._frames) > self.size:
             self._frames.popitem(last=False)
         return framed
 
-    def data(self, event: Event) -> bytes:
+    def body(self, event: Event) -> bytes:
+        """The event without an id: a `data:` line per line of its HTML (sse-starlette
+        splits on CRLF, CR and LF alike), then the blank line that ends the event."""
         entry = self._entries.get(id(event))
         if entry is not None and entry[0] is event:
             return entry[1]
-        lines = event.html.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-        data = b"".join(b"data: " + line.encode() + b"\n" for line in lines)
-        self._entries[id(event)] = (event, data)
+        body = ServerSentEvent(event.html, sep=SEP).encode()
+        self._entries[id(event)] = (event, body)
         if len(self._entries) > self.size:
             self._entries.popitem(last=False)
-        return data
+        return body
 
 
 _cache = _DataCache()
 
 
-def frame(data: bytes, event_id: str | None = None, name: str | None = None) -> bytes:
-    head = b""
-    if event_id is not None:
-        head += b"id: " + event_id.encode() + b"\n"
-    if name is not None:
-        head += b"event: " + name.encode() + b"\n"
-    return head + data + b"\n"
+def frame(body: bytes, event_id: str | None = None) -> bytes:
+    """An encoded body (`_DataCache.body`) behind its `id:` line: byte for byte what
+    `ServerSentEvent(html, id=event_id, sep=SEP).encode()` gives, which writes the id first.
+
+    The id is the one part that can differ per viewer, so it is joined on rather than the
+    event encoded again for each. It is always a `Cursor.encode()`, which admits no CR or LF
+    (the only thing sse-starlette would scrub from an id).
+    """
+    if event_id is None:
+        return body
+    return b"id: " + event_id.encode() + b"\n" + body
 
 
 def html_frame(html: str, event_id: str | None = None) -> bytes:
-    data = b"".join(b"data: " + line.encode() + b"\n" for line in html.split("\n"))
-    return frame(data, event_id)
+    return ServerSentEvent(html, id=event_id, sep=SEP).encode()
 
 
 @dataclass(eq=False)  # identity: streams live in a set
@@ -177,7 +187,7 @@ class LiveStream:
 
         single = len(self.topics) == 1
 
-        await write(f"retry: {RETRY_MS}\n\n".encode())
+        await write(RETRY)
         cursor = Cursor.decode(self.resume_from, self.topics)
         backlog = await self._backlog(cursor)
         if backlog is None:
@@ -185,7 +195,7 @@ class LiveStream:
         else:
             for event in backlog:
                 cursor = cursor.advanced(event)  # type: ignore[union-attr]
-                await write(frame(_cache.data(event), cursor.encode(self.topics)))  # type: ignore[union-attr]
+                await write(frame(_cache.body(event), cursor.encode(self.topics)))  # type: ignore[union-attr]
         assert cursor is not None
         last_seq: dict[str, int] = {e.topic: e.seq for e in backlog or ()}
 
@@ -194,7 +204,7 @@ class LiveStream:
                 await write(PING)
                 continue
             if event.ephemeral:  # presence, "bob is moving #12": live only, no id
-                await write(frame(_cache.data(event)))
+                await write(frame(_cache.body(event)))
                 continue
             topic = event.topic
             if position_key(event.position) <= position_key(cursor.position(topic)):
@@ -211,14 +221,14 @@ class LiveStream:
                         break
                     cursor = cursor.advanced(gap_event)
                     last_seq[topic] = gap_event.seq
-                    await write(frame(_cache.data(gap_event), cursor.encode(self.topics)))
+                    await write(frame(_cache.body(gap_event), cursor.encode(self.topics)))
                 continue
             cursor = cursor.advanced(event)
             last_seq[topic] = event.seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
                 await write(_cache.frame(event, cursor.epoch))
             else:
-                await write(frame(_cache.data(event), cursor.encode(self.topics)))
+                await write(frame(_cache.body(event), cursor.encode(self.topics)))
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
 

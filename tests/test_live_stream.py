@@ -312,3 +312,27 @@ async def test_a_stream_ended_by_the_server_finishes_its_response(make) -> None:
     async with asyncio.timeout(5):
         await task
     assert bodies[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+def test_frames_are_sse_starlette_encodings_built_once_per_event() -> None:
+    """The shared bytes are exactly what sse-starlette encodes for the event, CR and CRLF
+    in the HTML included, and a one-topic frame is built once and then reused."""
+    from sse_starlette import ServerSentEvent
+
+    from live.events import Event
+    from live.stream import PING, RETRY, _DataCache, frame, html_frame
+
+    html = "<ul>\r\n<li>a</li>\r<li>b</li>\n</ul>"
+    event = Event(topic=TOPIC, seq=1, position="7-0", kind="note", actor="a", html=html)
+    cache = _DataCache()
+    event_id = Cursor("ep", {TOPIC: "7-0"}).encode([TOPIC])
+    expected = ServerSentEvent(html, id=event_id, sep="\n").encode()
+    data = b"data: <ul>\ndata: <li>a</li>\ndata: <li>b</li>\ndata: </ul>\n"
+    assert expected == b"id: " + event_id.encode() + b"\n" + data + b"\n"
+    assert frame(cache.body(event), event_id) == expected
+    assert html_frame(html, event_id) == expected
+    assert frame(cache.body(event)) == ServerSentEvent(html, sep="\n").encode()
+    assert cache.frame(event, "ep") == expected
+    assert cache.frame(event, "ep") is cache.frame(event, "ep")
+    assert cache.body(event) is cache.body(event)
+    assert (PING, RETRY) == (b": ping\n\n", b"retry: 1000\n\n")
