@@ -21,13 +21,12 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 import settings as settings_module
-from live.broker import make_broker
+from live.backends import backends
 from live.hub import LiveHub
-from live.locks import LockStore, MemoryLocks, RedisLocks
-from live.presence import MemoryPresence, PresenceStore, RedisPresence
-from routes import auth, dispatches, drafts, errors, health, notices, sites
+from routes import auth, dispatches, drafts, errors, health, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
-from routes.common import templates
+from routes.common import Services, templates
+from routes.editing import release_lapsed
 from routes.live import render_presence
 from routes.security import (
     LoginThrottle,
@@ -58,42 +57,29 @@ def admin_app(settings: Settings):
     return OperatorOnlyMiddleware(admin)
 
 
-HOUSEKEEPING_EVERY = 60.0  # seconds
+HOUSEKEEPING_EVERY = 60.0  # seconds: drafts expire by the hour
+LOCK_WATCH_EVERY = 2.0  # seconds: a lapsed lock's badge clears this soon after it lapses
 
 
-async def housekeeping(app: Starlette) -> None:
-    """Periodic chores; each is safe to run from several workers at once."""
+async def every(seconds: float, chore, svc: Services) -> None:
+    """Run a periodic chore; each is safe to run from several workers at once."""
     while True:
-        await asyncio.sleep(HOUSEKEEPING_EVERY)
+        await asyncio.sleep(seconds)
         try:
-            await drafts.expire_drafts(app)
-        except Exception:  # a database blip must not end the loop
-            logging.getLogger("floorboard").exception("housekeeping failed")
+            await chore(svc)
+        except Exception:  # a database or Redis blip must not end the loop
+            logging.getLogger("floorboard").exception("%s failed", chore.__name__)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or settings_module.load()
     ns = settings.redis_namespace
-    broker = make_broker(settings.redis_url or None, namespace=ns)
-    presence: PresenceStore
-    locks: LockStore
-    throttle_store: ThrottleStore
-    redis_client = None
-    if settings.redis_url:
-        import redis.asyncio as redis
-
-        # A blocking pool: a burst of 200 viewers' heartbeats waits for a connection
-        # instead of failing with MaxConnectionsError (redis-py's default pool raises).
-        pool = redis.BlockingConnectionPool.from_url(
-            settings.redis_url, max_connections=64, timeout=5, decode_responses=True
-        )
-        redis_client = redis.Redis.from_pool(pool)  # owns the pool: aclose() closes it
-        presence = RedisPresence(redis_client, ns)
-        locks = RedisLocks(redis_client, ns)
-        throttle_store = RedisThrottleStore(redis_client, ns)
-    else:
-        presence, locks, throttle_store = MemoryPresence(), MemoryLocks(), MemoryThrottleStore()
-    hub = LiveHub(broker, presence, render_presence)
+    live = backends(settings.redis_url or None, namespace=ns)
+    hub = LiveHub(live.broker, live.presence, render_presence)
+    throttle_store: ThrottleStore = (
+        RedisThrottleStore(live.redis, ns) if live.redis is not None else MemoryThrottleStore()
+    )
+    svc = Services(settings, hub, live.locks, LoginThrottle(throttle_store))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -101,20 +87,23 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if db.engine_type == "postgres":
             await db.start_connection_pool(min_size=2, max_size=20)
         await hub.start()
-        chores = asyncio.create_task(housekeeping(app), name="housekeeping")
+        chores = [
+            asyncio.create_task(every(HOUSEKEEPING_EVERY, drafts.expire_drafts, svc)),
+            asyncio.create_task(every(LOCK_WATCH_EVERY, release_lapsed, svc)),
+        ]
         try:
             yield
         finally:
-            chores.cancel()
+            for chore in chores:
+                chore.cancel()
             await hub.stop()
-            if redis_client is not None:
-                await redis_client.aclose()
+            await live.aclose()
             if db.engine_type == "postgres":
                 await db.close_connection_pool()
 
     site_mount = Mount(
         "/s/{site}",
-        routes=[*sites.site_routes, *notices.routes, *drafts.routes, *dispatches.routes],
+        routes=[*sites.site_routes, *drafts.routes, *dispatches.routes],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
     app = Starlette(
@@ -147,12 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     templates.env.globals["path_for"] = app.url_path_for  # paths, right for every viewer
-    app.state.settings = settings
-    app.state.broker = broker
-    app.state.hub = hub
-    app.state.locks = locks
-    app.state.redis = redis_client
-    app.state.login_throttle = LoginThrottle(throttle_store)
+    app.state.services = svc  # reached through routes.common.services(request)
     return app
 
 

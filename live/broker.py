@@ -255,15 +255,3 @@ class Broker(ABC):
     def subscriptions(self) -> int:
         """Number of open subscriptions (for metrics and tests)."""
         return len(self._fanout)
-
-
-def make_broker(redis_url: str | None, namespace: str = "fb") -> Broker:
-    """The Redis broker when a URL is configured, else the in-process one."""
-    # Imported here: both backends import this module for the interface.
-    if redis_url:
-        from live.redis_broker import RedisBroker
-
-        return RedisBroker(redis_url, namespace=namespace)
-    from live.memory_broker import MemoryBroker
-
-    return MemoryBroker()

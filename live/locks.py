@@ -14,9 +14,10 @@ Wilson until 14:05:30" and the route layer turns it into HTTP 423.
 
 Redis keys: ``{ns}:lock:{key}`` is a HASH (holder_id, holder, token) with a PEXPIRE, and
 ``{ns}:locks`` is a ZSET of lock keys (all scores 0) so ``holders(prefix)`` is a lexical
-range instead of a keyspace scan; index entries of expired locks are pruned whenever a
-listing meets them. Expiry times are the server's own (``PEXPIRETIME``, Redis 7.0+), so
-every process reports the same "until" time whatever its clock says.
+range instead of a keyspace scan; index entries of expired locks stay until ``lapsed()``
+reports them (once, to one process), which is how a lock that ran out clears its badge.
+Expiry times are the server's own (``PEXPIRETIME``, Redis 7.0+), so every process reports
+the same "until" time whatever its clock says.
 """
 
 from __future__ import annotations
@@ -101,6 +102,14 @@ class LockStore(ABC):
     async def holders(self, prefix: str) -> dict[str, LockInfo]:
         """Every live lock whose key starts with ``prefix``."""
 
+    @abstractmethod
+    async def lapsed(self) -> list[str]:
+        """Keys whose lock ran out (not released, not broken) since the last call.
+
+        Each lapse is reported once, to one caller, however many processes ask: whoever
+        gets it tells the lock's viewers that nobody is editing any more.
+        """
+
 
 class MemoryLocks(LockStore):
     """In-process locks for the single-process embedded mode.
@@ -112,11 +121,13 @@ class MemoryLocks(LockStore):
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
         self._locks: dict[str, LockInfo] = {}
+        self._lapsed: set[str] = set()
 
     def _live(self, key: str) -> LockInfo | None:
         info = self._locks.get(key)
         if info is not None and info.expires_at <= self._clock():
             del self._locks[key]
+            self._lapsed.add(key)
             return None
         return info
 
@@ -164,6 +175,12 @@ class MemoryLocks(LockStore):
             info = self._live(key)
             if info is not None:
                 found[key] = info
+        return found
+
+    async def lapsed(self) -> list[str]:
+        for key in list(self._locks):
+            self._live(key)
+        found, self._lapsed = sorted(self._lapsed), set()
         return found
 
 
@@ -241,13 +258,24 @@ for _, key in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], lo, hi)) do
   if cur then
     table.insert(out, key)
     for _, v in ipairs(cur) do table.insert(out, v) end
-  else
-    redis.call('ZREM', KEYS[1], key)
   end
 end
 return out
 """
 )
+
+# KEYS: index. ARGV: lock key prefix. Index entries whose lock hash has expired are the
+# lapses (release and break remove their entry): removed here, so each is reported once.
+_LAPSED = """
+local out = {}
+for _, key in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], '-', '+')) do
+  if redis.call('EXISTS', ARGV[1] .. key) == 0 then
+    redis.call('ZREM', KEYS[1], key)
+    table.insert(out, key)
+  end
+end
+return out
+"""
 
 
 def _ms(seconds: float) -> int:
@@ -282,6 +310,7 @@ class RedisLocks(LockStore):
         self._holder = redis_client.register_script(_HOLDER)
         self._break = redis_client.register_script(_BREAK)
         self._holders = redis_client.register_script(_HOLDERS)
+        self._lapsed = redis_client.register_script(_LAPSED)
 
     def _key(self, key: str) -> str:
         return self._lock_prefix + key
@@ -322,3 +351,7 @@ class RedisLocks(LockStore):
             key = _text(flat[i])
             found[key] = _info(key, flat[i + 1 : i + 5])
         return found
+
+    async def lapsed(self) -> list[str]:
+        keys = await self._lapsed(keys=[self._index], args=[self._lock_prefix])
+        return sorted(_text(key) for key in keys)

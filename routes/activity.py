@@ -1,58 +1,63 @@
-"""The site activity list (every area's actions, which doubles as the audit trail) and the
-site topic its updates travel on."""
+"""The site activity list: every area's actions, which doubles as the audit trail.
+
+Lines travel on the site topic (the site home's stream). A new line is sent as itself,
+upserted into the list by id (newest first), so an action publishes a few hundred bytes
+instead of the whole list, and a replayed or echoed line lands on the one already there.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from zoneinfo import ZoneInfo
-
-from starlette.requests import Request
-
-from routes.access import site_of
-from routes.live import partial, render_fragment
+from live.hub import LiveHub
+from routes.common import path_for
+from routes.fragments import partial, render_fragment, upsert
 from tables.activity import Activity
-from tables.people import SiteAccess
+from tables.people import SiteRef
 
 ACTIVITY_SHOWN = 20
 
 
-def site_topic(access: SiteAccess) -> str:
+def site_topic(site: SiteRef) -> str:
     """The site's topic: the site home's regions (activity, notice) change on it."""
-    return f"site:{access.site_id}"
+    return f"site:{site.id}"
 
 
-async def activity_lines(access: SiteAccess) -> list[dict]:
-    """The latest activity, with times already in the site's time zone."""
-    tz = ZoneInfo(access.timezone)
-    rows = await Activity.recent(access.site_id, ACTIVITY_SHOWN)
-    return [{**row, "at": row["created_at"].astimezone(tz).strftime("%H:%M")} for row in rows]
+def link_of(site: SiteRef, line: dict) -> str:
+    """Where a line points: the thing it is about, when it has a page."""
+    if line["entity_type"] == "dispatch" and line["entity_id"]:
+        return path_for("dispatch_manifest", site=site.slug, dispatch=line["entity_id"])
+    if line["entity_type"] == "draft" and line["entity_id"]:
+        return path_for("drafts", site=site.slug) + f"#draft-{line['entity_id']}"
+    return ""
 
 
-async def activity_region(access: SiteAccess) -> str:
-    """The whole #activity list as one partial: idempotent, so a replay or an echo of
-    one's own action lands on the same DOM without duplicating lines."""
-    html = render_fragment("sites/_activity.html", activity=await activity_lines(access))
+async def activity_lines(site: SiteRef, ids: list[int] | None = None) -> list[dict]:
+    """The latest activity (or those `ids`), with times in the site's time zone."""
+    rows = await Activity.recent(site.id, ACTIVITY_SHOWN, ids)
+    return [
+        {
+            **row,
+            "at": row["created_at"].astimezone(site.tz).strftime("%H:%M"),
+            "link": link_of(site, row),
+        }
+        for row in rows
+    ]
+
+
+async def activity_region(site: SiteRef) -> str:
+    """The whole #activity section, for a fresh page, a resync or a poll."""
+    html = render_fragment("sites/_activity.html", activity=await activity_lines(site))
     return partial("activity", html)
 
 
-async def record_activity(
-    request: Request, verb: str, summary: str, entity_type: str = "", entity_id: int | None = None
-) -> None:
-    """Add a line to the site's trail; call it inside the action's transaction."""
-    access = site_of(request)
-    await Activity.record(
-        access.site_id, access.user_id, access.display_name, verb, summary, entity_type, entity_id
-    )
+async def publish_activity(hub: LiveHub, site: SiteRef, actor: str) -> None:
+    """After commit: the lines this request recorded, to every viewer of the site home."""
+    ids = Activity.take_recorded()
+    if not ids:
+        return
 
+    async def lines() -> str:
+        rows = await activity_lines(site, ids)
+        html = "".join(render_fragment("sites/_activity_line.html", a=a) for a in rows)
+        return upsert("activity-list", html, sort="desc") if html else ""
 
-async def publish_site(
-    request: Request, kind: str, also: Callable[[], Awaitable[str]] | None = None
-) -> None:
-    """After commit: the activity list (and `also`, other changed site-home regions) to
-    every viewer of the site, rendered once."""
-    access = site_of(request)
-
-    async def render() -> str:
-        return (await also() if also else "") + await activity_region(access)
-
-    await request.app.state.hub.publish(site_topic(access), kind, access.username, render)
+    await hub.publish(site_topic(site), "activity", actor, lines)

@@ -13,7 +13,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from routes.access import user_id
-from routes.common import FormErrors, form_of, render
+from routes.common import render, services
+from routes.forms import FormErrors, read_form
 
 SESSION_COOKIE = "id"  # the name piccolo_api's SessionsAuthBackend and piccolo_admin read
 SESSION_EXPIRY = timedelta(hours=12)  # a shift; SessionsAuthBackend slides it while in use
@@ -72,10 +73,10 @@ async def login_page(request: Request) -> Response:
 
 
 async def login_submit(request: Request) -> Response:
-    form = await form_of(request)
-    username = str(form.get("username") or "").strip()
-    password = str(form.get("password") or "")
-    errors = FormErrors()
+    form = await read_form(request)
+    username = form.raw("username").strip()
+    password = form.raw("password")
+    errors = form.errors
     if not username:
         errors.add("username", "Enter your username.")
     elif len(username) > USERNAME_MAX:
@@ -89,7 +90,7 @@ async def login_submit(request: Request) -> Response:
     if errors:
         return login_form(request, username=username[:USERNAME_MAX], errors=errors, status=422)
 
-    throttle = request.app.state.login_throttle
+    throttle = services(request).login_throttle
     address = request.client.host if request.client else "unknown"
     if await throttle.blocked(address, username):
         errors.add("username", "Too many failed attempts. Wait a few minutes and try again.")
@@ -108,13 +109,13 @@ async def login_submit(request: Request) -> Response:
     session = await SessionsBase.create_session(
         user_id=uid, expiry_date=now + SESSION_EXPIRY, max_expiry_date=now + MAX_SESSION_EXPIRY
     )
-    response = RedirectResponse(safe_next(str(form.get("next") or "")), status_code=303)
+    response = RedirectResponse(safe_next(form.raw("next")), status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         str(session.token),
         httponly=True,
         samesite="lax",
-        secure=request.app.state.settings.production,
+        secure=services(request).settings.production,
         max_age=int(MAX_SESSION_EXPIRY.total_seconds()),
     )
     return response

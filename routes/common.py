@@ -1,19 +1,54 @@
-"""What every area's routes share: templates, the page-or-fragment helper, form errors."""
+"""What every area's routes share: the app's services, templates, the page-or-fragment
+helper, and messages that survive a redirect."""
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
+from tables.base import kg
+
+if TYPE_CHECKING:
+    from live.hub import LiveHub
+    from live.locks import LockStore
+    from routes.security import LoginThrottle
+    from settings import Settings
+
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app runs on, made once by `create_app` and reached by `services(request)`."""
+
+    settings: Settings
+    hub: LiveHub
+    locks: LockStore
+    login_throttle: LoginThrottle
+
+    @property
+    def broker(self):
+        return self.hub.broker
+
+
+def services(conn: HTTPConnection) -> Services:
+    return conn.app.state.services
+
+
+def path_for(name: str, **params: Any) -> str:
+    """A path from the route table (set at start-up), for links in broadcast fragments."""
+    url_path_for: Any = templates.env.globals["path_for"]
+    return str(url_path_for(name, **params))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +65,8 @@ AREAS: list[Area] = []
 
 
 def frame(request: Request) -> dict[str, Any]:
-    """What base.html needs on every page: who is signed in, the site, the CSRF token."""
+    """What base.html needs on every page: who is signed in, the site, the CSRF token, and
+    the messages a redirect brought along."""
     user = request.scope.get("user")
     me = user.user if user is not None and user.is_authenticated else None
     return {
@@ -38,14 +74,36 @@ def frame(request: Request) -> dict[str, Any]:
         "site": getattr(request.state, "site", None),
         "csrftoken": request.scope.get("csrftoken", ""),
         "site_areas": AREAS,
+        "messages": messages_of(request),
     }
 
 
+# -- messages that survive Post/Redirect/Get (what htmx users see as toasts) --------------
+
+FLASH_COOKIE = "fb_messages"
+
+
+def flash(response: Response, text: str, kind: str = "info") -> Response:
+    """Carry a message to the page the redirect lands on ("Added 3 parcels")."""
+    payload = base64.urlsafe_b64encode(json.dumps([[kind, str(text)[:500]]]).encode())
+    response.set_cookie(
+        FLASH_COOKIE, payload.decode(), max_age=60, httponly=True, samesite="lax", path="/"
+    )
+    return response
+
+
+def messages_of(conn: HTTPConnection) -> list[dict[str, str]]:
+    raw = conn.cookies.get(FLASH_COOKIE)
+    if not raw:
+        return []
+    try:
+        items = json.loads(base64.urlsafe_b64decode(raw.encode()))
+        return [{"kind": str(k), "text": str(t)} for k, t in items if k in ("info", "error")]
+    except (ValueError, TypeError):
+        return []  # a mangled cookie is dropped, never an error
+
+
 templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[frame])
-
-
-def kg(grams: int) -> str:
-    return f"{grams / 1000:.1f}"
 
 
 def ago(moment: datetime) -> str:
@@ -103,41 +161,19 @@ def render(
     same context, so a handler builds its context once for both.
     """
     name = fragment if fragment and wants_fragment(request) else page
-    return templates.TemplateResponse(
+    response = templates.TemplateResponse(
         request, name, dict(context or {}), status_code=status_code, headers=headers
     )
+    if name == page and FLASH_COOKIE in request.cookies:
+        response.delete_cookie(FLASH_COOKIE, path="/")  # shown on this page: done
+    return response
 
 
-async def form_of(request: Request) -> Mapping[str, Any]:
-    """The posted form. piccolo_api's CSRF middleware may already have read the body (to
-    find the token field); it leaves the parsed form in the scope, and the body is gone."""
-    return request.scope.get("form") or await request.form()
-
-
-def redirect(request: Request, url: str) -> Response:
-    """After a successful POST: 303 for plain forms, HX-Location for htmx (no page swap)."""
+def redirect(request: Request, url: str, message: str = "") -> Response:
+    """After a successful POST: 303 for plain forms, HX-Location for htmx (no page swap);
+    `message` goes along to the page it lands on either way."""
     if is_htmx(request):
-        return Response(status_code=204, headers={"HX-Location": url})
-    return RedirectResponse(url, status_code=303)
-
-
-class FormErrors(dict[str, str]):
-    """Field name -> message, rendered beside the field by the `field` macro."""
-
-    def add(self, field: str, message: str) -> None:
-        self.setdefault(field, message)
-
-
-def text_field(
-    form: Mapping[str, Any], name: str, errors: FormErrors, *, label: str, max_length: int
-) -> str:
-    """A required single-line text value, stripped; records a readable error when bad."""
-    raw = form.get(name)
-    value = raw.strip() if isinstance(raw, str) else ""
-    if not value:
-        errors.add(name, f"Enter {label}.")
-    elif len(value) > max_length:
-        errors.add(name, f"{label.capitalize()} is too long (at most {max_length} characters).")
-    elif any(ord(ch) < 32 for ch in value):
-        errors.add(name, f"{label.capitalize()} has characters that cannot be typed.")
-    return value
+        response: Response = Response(status_code=204, headers={"HX-Location": url})
+    else:
+        response = RedirectResponse(url, status_code=303)
+    return flash(response, message) if message else response

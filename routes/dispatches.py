@@ -50,5 +50,5 @@ async def dispatch_manifest(request: Request) -> Response:
 
 
 routes = [
-    Route("/dispatches/{dispatch:int}/manifest", dispatch_manifest, name="dispatch_manifest"),
+    Route("/dispatches/{dispatch:id}/manifest", dispatch_manifest, name="dispatch_manifest"),
 ]

@@ -1,496 +1,349 @@
 """Shared dispatch drafts (SPEC §5.1): /s/{site}/drafts.
 
-Every action is a plain form post first (303 back to the page), and with htmx the same
-action answers with the page's changed regions as <hx-partial>s — the very HTML it
-publishes to every other viewer, rendered once.
+The area on the kit: `DRAFTS` declares the live page and its forms, `render_drafts`
+draws whatever an action changed (a draft, some parcel rows, the list), `TRANSPORT` is
+the vehicle-and-driver editor under a soft lock. Every action is a plain form post first
+(303 back to the page, with its message), and under htmx answers with the partials it
+published to everyone, rendered once.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import timedelta
-from types import SimpleNamespace
-from typing import Any
-from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
-from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from live.locks import LockHeld, LockInfo
 from routes.access import site_of
-from routes.activity import publish_site
-from routes.common import AREAS, Area, FormErrors, form_of, is_htmx, redirect, render
-from routes.live import LivePage, partial, render_fragment, toast
-from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
+from routes.common import AREAS, Area, Services, is_htmx, path_for, render, services
+from routes.editing import Editing, LockEditor, Saving
+from routes.forms import read_form
+from routes.fragments import delete, partial, render_fragment, toast, upsert
+from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, deletions, held_by
+from settings import Settings
+from tables.base import DomainError, InvalidInput, write_tx
 from tables.drafts import (
-    AddResult,
     AlreadyFinalised,
     Parcel,
+    add_code,
     add_parcels,
     board,
     clear,
+    driver_suggestions,
     expire_due,
     finalise,
-    parcel_id_for_code,
+    open_draft,
+    parcel_rows,
     remove_parcel,
     set_transport,
+    vehicles,
 )
-from tables.people import Site, SiteAccess
-
-LOCK_TTL = 30.0
-# Suggestions for the driver field (a name is free text); the drafts' own drivers join them.
-DRIVERS = {"Bob Wilson", "Charlie Smith", "Peter Otieno", "Grace Njeri"}
+from tables.people import SiteRef
 
 AREAS.append(Area("Dispatch drafts", "drafts", "Build tomorrow's runs together, parcel by parcel"))
 
 
-def actor_of(access: SiteAccess) -> Actor:
-    return Actor(access.user_id, access.display_name)
+def ttl(settings: Settings) -> timedelta:
+    return timedelta(hours=settings.draft_ttl_hours)
 
 
-def ttl(request: Request) -> timedelta:
-    return timedelta(hours=request.app.state.settings.draft_ttl_hours)
-
-
-def lock_key(access: SiteAccess, draft_id: int) -> str:
-    return f"site:{access.site_id}:draft:{draft_id}"
-
-
-def drafts_topic(access: SiteAccess) -> str:
-    return f"drafts:{access.site_id}"
-
-
-async def editors(app: Starlette, site_id: int) -> dict[int, str]:
-    """Who holds the transport lock of each draft: draft id -> name (one lookup)."""
-    held = await app.state.locks.holders(f"site:{site_id}:draft:")
-    return {int(key.rsplit(":", 1)[1]): info.holder for key, info in held.items()}
-
-
-async def drafts_regions(app: Starlette, site: Any) -> str:
-    """The page's live regions (#drafts, #parcels) fresh, as partials for everyone.
-
-    `site` needs `site_id`, `slug` and `name` (a SiteAccess, or a Site row's view).
-    """
-    return await changed_regions(app, site, Change(layout=True, table=True))
-
-
-async def page_regions(request: Request, access: SiteAccess) -> str:
-    return await drafts_regions(request.app, access)
-
-
-PAGE = LivePage("drafts", topics=lambda access: [drafts_topic(access)], regions=page_regions)
-
-
-@dataclass
-class Change:
-    """What an action changed, so that only that is rendered and sent to every viewer.
-
-    A parcel added to an existing draft is that draft's item and one table row (a few KB),
-    not the whole page (hundreds of KB with 500 parcels, times every viewer).
-    """
-
-    drafts: set[int] = field(default_factory=set)  # draft items changed in place
-    parcels: set[int] = field(default_factory=set)  # table rows changed in place
-    gone: set[int] = field(default_factory=set)  # table rows to remove (dispatched)
-    layout: bool = False  # a draft opened or closed: the whole #drafts list
-    table: bool = False  # rows were added: the whole #parcels table
-
-
-async def changed_regions(app: Starlette, site: Any, change: Change) -> str:
-    data = await board(site.site_id)
-    context = {"site": site, "board": data, "editors": await editors(app, site.site_id)}
+async def render_drafts(view: Render) -> str:
+    """What changed on the drafts page, for every viewer: draft items, parcel rows (new
+    ones upserted in their place), the whole list when a draft opened or closed."""
+    site, change = view.site, view.change
+    editors = await view.editing(TRANSPORT.prefix(site))
     html: list[str] = []
-    if change.layout:
-        html.append(partial("drafts", render_fragment("drafts/_drafts.html", **context)))
-    else:
-        for draft_id in sorted(change.drafts):
-            view = data.draft(draft_id)
-            if view is not None:
-                item = render_fragment("drafts/_draft.html", draft=view, **context)
-                html.append(partial(f"draft-{draft_id}", item))
-    if change.table:
-        html.append(partial("parcels", render_fragment("drafts/_parcels.html", **context)))
+    if change.redraws("drafts") or change.ids("draft"):
+        only = None if change.redraws("drafts") else change.ids("draft")
+        drafts = (await board(site.id, only)).drafts
+        context = {"site": site, "editors": editors}
+        if only is None:
+            html.append(
+                partial("drafts", render_fragment("drafts/_drafts.html", drafts=drafts, **context))
+            )
+        for d in drafts if only is not None else ():
+            html.append(
+                partial(f"draft-{d.id}", render_fragment("drafts/_draft.html", draft=d, **context))
+            )
+    if change.redraws("parcels"):
+        rows = await parcel_rows(site.id)
+        html.append(
+            partial("parcels", render_fragment("drafts/_parcels.html", site=site, parcels=rows))
+        )
         return "".join(html)
-    rows = {p.id: p for p in data.parcels}
-    for parcel_id in sorted(change.parcels - change.gone):
-        if parcel_id in rows:
-            row = render_fragment("drafts/_parcel_row.html", p=rows[parcel_id], site=site)
-            html.append(partial(f"parcel-{parcel_id}", row))
-    for parcel_id in sorted(change.gone):
-        html.append(partial(f"parcel-{parcel_id}", "", swap="delete"))
+    rows = await parcel_rows(site.id, change.ids("parcel") + change.new("parcel"))
+    for p in (p for p in rows if p.id in set(change.ids("parcel"))):
+        html.append(
+            partial(f"parcel-{p.id}", render_fragment("drafts/_parcel_row.html", p=p, site=site))
+        )
+    new = "".join(
+        render_fragment("drafts/_parcel_row.html", p=p, site=site)
+        for p in rows
+        if p.id in set(change.new("parcel"))
+    )
+    if new:
+        html.append(upsert("parcel-rows", new, key="data-key") + delete("parcels-empty"))
+    html.append(deletions(change, "parcel"))
     return "".join(html)
 
 
-async def publish(request: Request, kind: str, change: Change, notice: str = "") -> str:
-    """After commit: what changed to every viewer of the drafts page (rendered once, in
-    order), and the new activity line to the site home. Returns the partials for the
-    htmx caller, plus its notice."""
-    access = site_of(request)
-    html = await request.app.state.hub.publish(
-        drafts_topic(access),
-        kind,
-        access.username,
-        lambda: changed_regions(request.app, access, change),
-    )
-    await publish_site(request, kind)
-    if notice:
-        html += toast(notice)
-    return html
+DRAFTS = LiveArea(
+    "drafts",
+    render=render_drafts,
+    regions={"drafts", "parcels"},
+    forms={
+        "scan": FormSpec("drafts/_scan.html", "scan-form", "code"),
+        "receive": FormSpec("drafts/_receive.html", "receive-form", "code"),
+        "parcels": FormSpec(None, "parcels", "parcels"),
+    },
+)
 
 
-def done(request: Request, html: str) -> Response:
-    """Success: htmx gets the partials, a plain form goes back to the page (PRG)."""
-    if is_htmx(request):
-        return HTMLResponse(html)
-    url = str(request.app.url_path_for("drafts", site=site_of(request).slug))
-    return redirect(request, url)
+# -- the page ------------------------------------------------------------------------------
 
 
-async def drafts_page(
-    request: Request, errors: FormErrors | None = None, values: dict | None = None
-) -> Response:
-    access = site_of(request)
-    data = await board(access.site_id)
+@DRAFTS.page
+async def drafts_page(request: Request, forms: Forms | None = None) -> Response:
+    site = site_of(request).ref
     context = {
-        "board": data,
-        "editors": await editors(request.app, access.site_id),
+        "drafts": (await board(site.id)).drafts,
+        "parcels": await parcel_rows(site.id),
+        "editors": await held_by(services(request).locks, TRANSPORT.prefix(site)),
         "only_available": request.query_params.get("only") == "available",
-        "errors": errors or FormErrors(),
-        "values": values or {},
-        "live": await PAGE.view(request),
+        "forms": forms or Forms(),
+        "live": await DRAFTS.view(request),
     }
-    return render(request, "drafts/page.html", context, status_code=422 if errors else 200)
+    return render(request, "drafts/page.html", context)
 
 
+async def draft_page(request: Request, template: str, **context: object) -> Response:
+    """A page about one open draft (clear, finalise, load sheet); 404 once it is closed."""
+    site = site_of(request).ref
+    try:
+        draft = await open_draft(site.id, request.path_params["draft"])
+    except AlreadyFinalised as late:
+        return render(request, "drafts/finalised.html", vars(late))
+    except DomainError as gone:
+        raise HTTPException(404, str(gone)) from None
+    live = await DRAFTS.view(request)
+    return render(request, template, {"draft": draft, "live": live, **context})
 
-def form_error(request: Request, target: str, template: str, context: dict[str, Any]) -> Response:
-    """Bad input under htmx: just that form again, with its messages and values (422)."""
-    html = render_fragment(template, site=site_of(request), **context)
-    return HTMLResponse(partial(target, html, swap="outerHTML"), status_code=422)
+
+# -- actions -------------------------------------------------------------------------------
 
 
 async def parcel_receive(request: Request) -> Response:
-    access = site_of(request)
-    form = await form_of(request)
-    values = {k: str(form.get(k) or "") for k in ("code", "destination", "description", "weight")}
+    site, form = site_of(request), await read_form(request)
+    values = {k: form.raw(k) for k in ("code", "destination", "description", "weight")}
     try:
-        async with write_tx(Parcel._meta.db):
-            parcel = await Parcel.receive(access.site_id, actor_of(access), **values)
-    except InvalidInput as bad:
-        return await _receive_again(request, FormErrors(bad.errors), values)
-    html = await publish(request, "parcel.receive", Change(table=True), f"Received {parcel.code}")
-    html += partial(
-        "receive-form",
-        render_fragment("drafts/_receive.html", site=access, values={}, errors={}),
-        swap="outerHTML",
+        if form.errors:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            parcel = await Parcel.receive(site.site_id, site.actor, **values)
+    except DomainError as bad:
+        return await DRAFTS.refuse(request, "receive", bad, values)
+    change = Change(added={"parcel": {parcel.id}})
+    notice = f"Received {parcel.code}."
+    return await DRAFTS.done(
+        request, change, kind="parcel.receive", notice=notice, reset=["receive"]
     )
-    return done(request, html)
-
-
-async def _receive_again(request: Request, errors: FormErrors, values: dict) -> Response:
-    if is_htmx(request):
-        return form_error(
-            request, "receive-form", "drafts/_receive.html", {"errors": errors, "values": values}
-        )
-    return await drafts_page(request, errors, values)
 
 
 async def draft_add_parcels(request: Request) -> Response:
     """Add the ticked parcels, each to the draft of its destination (created if needed)."""
-    access = site_of(request)
-    form = await form_of(request)
-    try:
-        ids = [int(v) for v in form.getlist("parcel")]  # type: ignore[attr-defined]
-    except ValueError:
-        raise HTTPException(400, "Those parcels could not be read.") from None
-    if not ids:
-        return await _refuse(request, "parcels", "Tick the parcels to add first.")
-    async with write_tx(Parcel._meta.db):
-        result = await add_parcels(access.site_id, ids, actor_of(access), ttl(request))
+    site, form = site_of(request), await read_form(request)
+    ids = form.ids("parcel")
+    if form.errors or not ids:
+        return await DRAFTS.refuse(
+            request, "parcels", form.errors or "Tick the parcels to add first."
+        )
+    async with write_tx():
+        result = await add_parcels(site.site_id, ids, site.actor, ttl(services(request).settings))
     refused = "; ".join(f"{code} {why}" for code, why in result.refused)
     if not result.count:
-        return await _refuse(request, "parcels", f"Nothing added: {refused}.")
+        return await DRAFTS.refuse(request, "parcels", f"Nothing added: {refused}.")
     notice = f"Added {result.count} parcel{'s' * (result.count != 1)}."
-    if refused:
-        notice += f" Not added: {refused}."
-    return done(request, await publish(request, "draft.add_parcels", added(result), notice))
+    notice += f" Not added: {refused}." if refused else ""
+    return await DRAFTS.done(request, added(result), kind="draft.add_parcels", notice=notice)
 
 
 async def draft_add_code(request: Request) -> Response:
-    """The scan box: one code typed or scanned, added to its destination's draft."""
-    access = site_of(request)
-    code = str((await form_of(request)).get("code") or "")
+    """The scan box: one code typed or scanned, added to its destination's draft. The box
+    comes back empty either way, so the next scan never lands after a refused code."""
+    site, form = site_of(request), await read_form(request)
+    code = form.text("code", label="a parcel code", max_length=100)
     try:
-        async with write_tx(Parcel._meta.db):
-            parcel_id = await parcel_id_for_code(access.site_id, code)
-            result = await add_parcels(access.site_id, [parcel_id], actor_of(access), ttl(request))
+        if form.errors:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            result = await add_code(site.site_id, code, site.actor, ttl(services(request).settings))
     except DomainError as problem:
-        return await _scan_again(request, code, str(problem))
-    if not result.count:  # lost a race with someone adding it at the same moment
-        return await _scan_again(request, code, f"{code.upper()} {result.refused[0][1]}.")
-    notice = f"Added {code.strip().upper()}."
-    html = await publish(request, "draft.add_parcels", added(result), notice)
-    html += partial(
-        "scan-form",
-        render_fragment("drafts/_scan.html", site=access, code="", error=""),
-        swap="outerHTML",
+        return await DRAFTS.refuse(request, "scan", problem)
+    notice = f"Added {code.upper()}."
+    return await DRAFTS.done(
+        request, added(result), kind="draft.add_parcels", notice=notice, reset=["scan"]
     )
-    return done(request, html)
 
 
-async def _scan_again(request: Request, code: str, error: str) -> Response:
-    if is_htmx(request):
-        return form_error(request, "scan-form", "drafts/_scan.html", {"code": code, "error": error})
-    return await drafts_page(request, FormErrors({"code": error}), {"code": code})
-
-
-async def _refuse(request: Request, field: str, message: str) -> Response:
-    if is_htmx(request):
-        return HTMLResponse(toast(message, "error"), status_code=422)
-    return await drafts_page(request, FormErrors({field: message}))
-
-
-def added(result: AddResult) -> Change:
+def added(result) -> Change:
     return Change(
-        drafts=set(result.added), parcels=set(result.parcel_ids), layout=bool(result.created)
+        items={"draft": result.added, "parcel": result.parcel_ids},
+        whole={"drafts"} if result.created else (),
     )
-
-
-def draft_id_of(request: Request) -> int:
-    return int(request.path_params["draft"])
 
 
 async def draft_remove_parcel(request: Request) -> Response:
-    access = site_of(request)
+    site, form, draft_id = site_of(request), await read_form(request), request.path_params["draft"]
+    parcel_id = form.id("parcel")
     try:
-        parcel_id = int(str((await form_of(request)).get("parcel")))
-    except ValueError:
-        raise HTTPException(400, "Which parcel?") from None
-    try:
-        async with write_tx(Parcel._meta.db):
+        if parcel_id is None:
+            raise InvalidInput(form.errors)
+        async with write_tx():
             code = await remove_parcel(
-                access.site_id, draft_id_of(request), parcel_id, actor_of(access), ttl(request)
+                site.site_id, draft_id, parcel_id, site.actor, ttl(services(request).settings)
             )
     except DomainError as problem:
-        return await _refuse(request, "parcels", str(problem))
-    change = Change(drafts={draft_id_of(request)}, parcels={parcel_id})
-    return done(request, await publish(request, "draft.remove_parcel", change, f"Removed {code}."))
-
-
-# -- vehicle and driver, under a soft lock ------------------------------------------------
-
-
-async def _transport_form(
-    request: Request,
-    draft: Any,
-    *,
-    vehicle_id: int | None,
-    driver: str,
-    version: int,
-    token: str = "",
-    held: LockInfo | None = None,
-    stale: StaleVersion | None = None,
-    errors: FormErrors | None = None,
-    status: int = 200,
-) -> Response:
-    access = site_of(request)
-    data = await board(access.site_id, only_draft=draft.id)
-    context = {
-        "draft": draft,
-        "vehicles": data.vehicles,
-        "vehicle_id": vehicle_id,
-        "driver": driver,
-        "version": version,
-        "token": token,
-        "held": held,
-        "held_message": held.describe(ZoneInfo(access.timezone)) if held else "",
-        "stale": stale,
-        "errors": errors or FormErrors(),
-        "drivers": sorted(DRIVERS | ({draft.driver} if draft.driver else set())),
-    }
-    return render(request, "drafts/transport.html", context, status_code=status)
-
-
-async def _one_draft(request: Request) -> Any:
-    access = site_of(request)
-    draft = (await board(access.site_id, only_draft=draft_id_of(request))).draft(
-        draft_id_of(request)
-    )
-    if draft is None:
-        raise HTTPException(404, "That draft is no longer open: it was finalised or cleared.")
-    return draft
-
-
-async def _announce(request: Request, kind: str) -> None:
-    """Someone took or let go of a transport lock: a snapshot, published in order."""
-    access = site_of(request)
-    change = Change(drafts={draft_id_of(request)})
-    await request.app.state.hub.publish(
-        drafts_topic(access),
-        kind,
-        access.username,
-        lambda: changed_regions(request.app, access, change),
-    )
-
-
-async def draft_transport(request: Request) -> Response:
-    access = site_of(request)
-    draft = await _one_draft(request)
-    common = {"vehicle_id": draft.vehicle_id, "driver": draft.driver, "version": draft.version}
-    try:
-        lock = await request.app.state.locks.acquire(
-            lock_key(access, draft.id), access.user_id, access.display_name, LOCK_TTL
-        )
-    except LockHeld as held:
-        return await _transport_form(request, draft, held=held.info, **common)
-    await _announce(request, "draft.lock")
-    return await _transport_form(request, draft, token=lock.token, **common)
-
-
-async def draft_transport_save(request: Request) -> Response:
-    access = site_of(request)
-    draft = await _one_draft(request)
-    form = await form_of(request)
-    token = str(form.get("token") or "")
-    driver = str(form.get("driver") or "")
-    try:
-        version = int(str(form.get("version")))
-        raw_vehicle = str(form.get("vehicle") or "")
-        vehicle_id = int(raw_vehicle) if raw_vehicle else None
-    except ValueError:
-        raise HTTPException(400, "That form could not be read.") from None
-    again: dict[str, Any] = {"vehicle_id": vehicle_id, "driver": driver, "token": token}
-    holder = await request.app.state.locks.holder(lock_key(access, draft.id))
-    if holder is not None and holder.holder_id != access.user_id:
-        return await _transport_form(
-            request, draft, version=version, held=holder, status=423, **again
-        )
-    try:
-        async with write_tx(Parcel._meta.db):
-            await set_transport(
-                access.site_id,
-                draft.id,
-                version,
-                vehicle_id,
-                driver,
-                actor_of(access),
-                ttl(request),
-            )
-    except StaleVersion as stale:
-        return await _transport_form(
-            request, draft, version=stale.current["version"], stale=stale, status=409, **again
-        )
-    except InvalidInput as bad:
-        return await _transport_form(
-            request, draft, version=version, errors=FormErrors(bad.errors), status=422, **again
-        )
-    if token:
-        await request.app.state.locks.release(lock_key(access, draft.id), token)
-    await publish(request, "draft.set_transport", Change(drafts={draft.id}))
-    url = str(request.app.url_path_for("drafts", site=access.slug))
-    return redirect(request, f"{url}#draft-{draft.id}")
-
-
-async def draft_transport_renew(request: Request) -> Response:
-    access = site_of(request)
-    token = str((await form_of(request)).get("token") or "")
-    key = lock_key(access, draft_id_of(request))
-    if await request.app.state.locks.renew(key, token, LOCK_TTL):
-        return Response(status_code=204)
-    return Response("Your editing lock was taken over.", status_code=409)
-
-
-async def draft_transport_cancel(request: Request) -> Response:
-    access = site_of(request)
-    token = str((await form_of(request)).get("token") or "")
-    key = lock_key(access, draft_id_of(request))
-    if token and await request.app.state.locks.release(key, token):
-        await _announce(request, "draft.unlock")
-    return redirect(request, str(request.app.url_path_for("drafts", site=access.slug)))
-
-
-# -- clear, finalise, print ---------------------------------------------------------------
+        return await DRAFTS.refuse(request, "parcels", problem)
+    change = Change(items={"draft": {draft_id}, "parcel": {parcel_id}})
+    return await DRAFTS.done(request, change, kind="draft.remove_parcel", notice=f"Removed {code}.")
 
 
 async def draft_clear_confirm(request: Request) -> Response:
-    access = site_of(request)
-    draft = await _one_draft(request)
-    others = draft.others(access.display_name)
-    return render(request, "drafts/clear.html", {"draft": draft, "others": others})
+    return await draft_page(request, "drafts/clear.html", viewer_name=site_of(request).display_name)
 
 
 async def draft_clear(request: Request) -> Response:
-    access = site_of(request)
+    site = site_of(request)
     try:
-        async with write_tx(Parcel._meta.db):
-            released = await clear(access.site_id, draft_id_of(request), actor_of(access))
+        async with write_tx():
+            released = await clear(site.site_id, request.path_params["draft"], site.actor)
     except DomainError as problem:
-        return await _refuse(request, "parcels", str(problem))
-    change = Change(layout=True, parcels={row["id"] for row in released})
+        return await DRAFTS.refuse(request, "parcels", problem)
+    change = Change(items={"parcel": [row["id"] for row in released]}, whole={"drafts"})
     notice = f"Cleared: {len(released)} parcels are available again."
-    await publish(request, "draft.clear", change, notice)
-    return redirect(request, str(request.app.url_path_for("drafts", site=access.slug)))
+    return await DRAFTS.done(request, change, kind="draft.clear", notice=notice)
+
+
+async def draft_finalise_confirm(request: Request) -> Response:
+    return await draft_page(request, "drafts/finalise.html")
 
 
 async def draft_finalise(request: Request) -> Response:
-    access = site_of(request)
+    site = site_of(request)
     try:
-        async with write_tx(Parcel._meta.db):
-            dispatch = await finalise(access.site_id, draft_id_of(request), actor_of(access))
+        async with write_tx():
+            dispatch = await finalise(site.site_id, request.path_params["draft"], site.actor)
     except AlreadyFinalised as late:
-        # Not an error: someone was quicker. Say who, and where the parcels went.
-        html = await page_regions(request, access)
-        html += toast(str(late))
-        if is_htmx(request):
-            return HTMLResponse(html)
-        return render(
-            request,
-            "drafts/finalised.html",
-            {"by": late.by, "number": late.number, "dispatch_id": late.dispatch_id},
-        )
-    except InvalidInput as bad:
-        return await _refuse(request, "parcels", " ".join(bad.errors.values()))
+        return await finalised_already(request, late)
     except DomainError as problem:
-        return await _refuse(request, "parcels", str(problem))
-    number = dispatch["number"]
-    manifest = request.app.url_path_for(
-        "dispatch_manifest", site=access.slug, dispatch=dispatch["id"]
+        return await DRAFTS.refuse(request, "parcels", problem)
+    number, manifest = (
+        dispatch["number"],
+        path_for("dispatch_manifest", site=site.slug, dispatch=dispatch["id"]),
     )
-    notice = Markup('Finalised → {} · <a href="{}" hx-boost="false">manifest</a>').format(
-        number, manifest
+    news = f"{site.display_name} finalised {dispatch['destination']} → {number}"
+    change = Change(gone={"parcel": dispatch["parcel_ids"]}, whole={"drafts"})
+    await DRAFTS.publish(
+        services(request),
+        site.ref,
+        {},
+        change,
+        kind="draft.finalise",
+        actor=site.username,
+        extra=lambda: announcement(news, site.username, manifest),
     )
-    change = Change(layout=True, gone=set(dispatch["parcel_ids"]))
-    html = await publish(request, "draft.finalise", change, notice)
-    if is_htmx(request):
-        return HTMLResponse(html)
-    context = {"by": access.display_name, "number": number, "dispatch_id": dispatch["id"]}
+    context = {
+        "by": site.display_name,
+        "number": number,
+        "dispatch_id": dispatch["id"],
+        "mine": True,
+    }
     return render(request, "drafts/finalised.html", context)
 
 
+async def announcement(text: str, username: str, link: str) -> str:
+    """News for everyone on the page; the actor's own copy hides itself (app.js)."""
+    html = Markup(
+        '<div class="toast toast--info" role="status" data-user="{}">'
+        '{} · <a href="{}">manifest</a></div>'
+    )
+    return partial("toasts", str(html.format(username, text, link)), swap="beforeend")
+
+
+async def finalised_already(request: Request, late: AlreadyFinalised) -> Response:
+    """Not an error: someone was quicker (or this was a double tap). Say who, and where
+    the parcels went; once."""
+    mine = late.by == site_of(request).display_name
+    if is_htmx(request) and not mine:
+        return HTMLResponse(toast(str(late)))
+    return render(request, "drafts/finalised.html", {**vars(late), "mine": mine})
+
+
 async def draft_load_sheet(request: Request) -> Response:
-    draft = await _one_draft(request)
-    return render(request, "drafts/load_sheet.html", {"draft": draft})
+    return await draft_page(request, "drafts/load_sheet.html")
 
 
-async def expire_drafts(app: Starlette) -> int:
+async def expire_drafts(svc: Services) -> int:
     """Housekeeping: expire drafts untouched past their time, and tell their viewers."""
     expired = await expire_due()
     for site_id in sorted({d["site"] for d in expired}):
-        row = await Site.select(Site.slug, Site.name).where(Site.id == site_id).first()
-        site = SimpleNamespace(site_id=site_id, **(row or {}))
-        released = {p for d in expired if d["site"] == site_id for p in d["released"]}
-        change = Change(layout=True, parcels=released)
-        await app.state.hub.publish(
-            f"drafts:{site_id}",
-            "draft.expire",
-            "",
-            lambda site=site, change=change: changed_regions(app, site, change),
-        )
+        site = await SiteRef.load(site_id)
+        released = [p for d in expired if d["site"] == site_id for p in d["released"]]
+        if site is not None:
+            change = Change(items={"parcel": released}, whole={"drafts"})
+            await DRAFTS.publish(svc, site, {}, change, kind="draft.expire", actor="")
     return len(expired)
+
+
+# -- vehicle and driver, under a soft lock -------------------------------------------------
+
+
+async def load_transport(site: SiteRef, params: Params) -> Editing:
+    draft = await open_draft(site.id, params["draft"])
+    return Editing(
+        {"vehicle": draft.vehicle_id, "driver": draft.driver},
+        draft.version,
+        f"the {draft.destination} draft's vehicle and driver",
+        {
+            "draft": draft,
+            "vehicles": await vehicles(site.id),
+            "drivers": await driver_suggestions(site.id),
+        },
+    )
+
+
+async def save_transport(saving: Saving) -> str:
+    form = saving.form
+    vehicle = form.id("vehicle", required=False)
+    driver = form.text("driver", label="the driver's name", max_length=100, required=False)
+    if form.errors:
+        raise InvalidInput(form.errors)
+    draft_id = saving.params["draft"]
+    await set_transport(
+        saving.site.id,
+        draft_id,
+        saving.version,
+        vehicle,
+        driver,
+        saving.actor,
+        ttl(saving.settings),
+    )
+    return "Vehicle and driver saved."
+
+
+TRANSPORT = LockEditor(
+    DRAFTS,
+    "draft_transport",
+    params=("draft",),
+    load=load_transport,
+    save=save_transport,
+    template="drafts/transport.html",
+    redraw=lambda params: Change(items={"draft": {params["draft"]}}),
+    entity="draft",
+)
 
 
 routes = [
@@ -499,33 +352,16 @@ routes = [
     Route("/drafts/add", draft_add_parcels, methods=["POST"], name="draft_add_parcels"),
     Route("/drafts/scan", draft_add_code, methods=["POST"], name="draft_add_code"),
     Route(
-        "/drafts/{draft:int}/remove",
+        "/drafts/{draft:id}/remove",
         draft_remove_parcel,
         methods=["POST"],
         name="draft_remove_parcel",
     ),
-    Route("/drafts/{draft:int}/transport", draft_transport, name="draft_transport"),
-    Route(
-        "/drafts/{draft:int}/transport",
-        draft_transport_save,
-        methods=["POST"],
-        name="draft_transport_save",
-    ),
-    Route(
-        "/drafts/{draft:int}/transport/lock",
-        draft_transport_renew,
-        methods=["POST"],
-        name="draft_transport_renew",
-    ),
-    Route(
-        "/drafts/{draft:int}/transport/cancel",
-        draft_transport_cancel,
-        methods=["POST"],
-        name="draft_transport_cancel",
-    ),
-    Route("/drafts/{draft:int}/clear", draft_clear_confirm, name="draft_clear_confirm"),
-    Route("/drafts/{draft:int}/clear", draft_clear, methods=["POST"], name="draft_clear"),
-    Route("/drafts/{draft:int}/finalise", draft_finalise, methods=["POST"], name="draft_finalise"),
-    Route("/drafts/{draft:int}/load-sheet", draft_load_sheet, name="draft_load_sheet"),
-    *PAGE.routes("/drafts"),
+    Route("/drafts/{draft:id}/clear", draft_clear_confirm, name="draft_clear_confirm"),
+    Route("/drafts/{draft:id}/clear", draft_clear, methods=["POST"], name="draft_clear"),
+    Route("/drafts/{draft:id}/finalise", draft_finalise_confirm, name="draft_finalise_confirm"),
+    Route("/drafts/{draft:id}/finalise", draft_finalise, methods=["POST"], name="draft_finalise"),
+    Route("/drafts/{draft:id}/load-sheet", draft_load_sheet, name="draft_load_sheet"),
+    *TRANSPORT.routes("/drafts/{draft:id}/transport"),
+    *DRAFTS.routes("/drafts"),
 ]

@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from routes.common import services
 from tables.people import Site
 
 CHECK_TIMEOUT = 2.0
@@ -32,8 +33,8 @@ async def _check(probe) -> str:
 
 
 async def healthz(request: Request) -> JSONResponse:
-    settings = request.app.state.settings
-    broker = request.app.state.broker
+    settings = services(request).settings
+    broker = services(request).broker
     database = await _check(_database)
     broker_state = await _check(lambda: _broker(broker))
     healthy = database == "ok" and broker_state == "ok"

@@ -1,63 +1,184 @@
-"""How a route makes its page live (SPEC §4), so that each area only declares:
+"""The kit every live area plugs into (SPEC §4): one declaration, one renderer.
 
-    HOME = LivePage("site_home", topics=..., regions=...)
-    routes = [..., *HOME.routes(site_home_stream)]
+An area declares its page once:
 
-and in its page handler passes `live=await HOME.view(request)` to the template. The page
-then holds one SSE stream at `P/live` (resumed from the cursor embedded at render time),
-heartbeats at `P/live/beat` while open (presence), and falls back to `P/live/poll`.
+    DRAFTS = LiveArea("drafts", render=render_drafts, regions={"drafts", "parcels"},
+                      forms={"scan": FormSpec("drafts/_scan.html", "scan-form", "code")})
 
-Broadcast fragments are rendered once per change by `render_fragment`, without a request:
-nothing per viewer can get into them (no CSRF token, no user name of the viewer), and the
-links in them are paths (`path_for`), right for every viewer whatever host they used.
+    @DRAFTS.page
+    async def drafts_page(request, forms): ...  # the page, with `live=await DRAFTS.view(request)`
+
+    routes = [Route("/drafts", drafts_page, name="drafts"), ..., *DRAFTS.routes("/drafts")]
+
+and every action ends in one of two answers:
+
+    return await DRAFTS.done(request, Change(items={"draft": {7}}), kind="add", notice="Added")
+    return await DRAFTS.refuse(request, "scan", problem, values={"code": code})
+
+`done` renders what changed ONCE (the area's renderer, given a `Render`: the site, the
+page's path parameters and the `Change` — no request), publishes it in order on the
+page's topic, publishes the site activity lines the action recorded, and answers the
+caller: htmx gets the same partials (plus its toast and fresh forms), a plain form a 303
+back to the page with the message carried along. `refuse` answers bad input: htmx gets
+that one form again (422), a plain form the whole page with that form's messages and
+values (422) — every form on a page keeps its own.
+
+A page may belong to one entity of a site (`params=("board",)` for
+`/s/{site}/boards/{board}`): its topic, presence list and streams are that entity's, and
+`exists` answers 404 when the entity is not the site's. The page's stream is `P/live`,
+with `P/live/beat` (presence heartbeats), `P/live/poll` (the fallback when a stream
+cannot be held) and `P/live/status` (the small frame that tells a page without
+JavaScript that it is out of date, without reloading what its user is typing).
 """
 
 from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
 from markupsafe import Markup
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from live.events import Cursor
-from live.hub import LiveHub
+from live.locks import LockStore
 from live.presence import Viewer
 from routes.access import site_of
-from routes.common import templates
-from tables.people import SiteAccess
+from routes.activity import publish_activity
+from routes.common import Services, is_htmx, path_for, redirect, services, templates
+from routes.forms import FormErrors
+from routes.fragments import delete, partial, render_fragment, toast
+from routes.security import APP_CSP
+from tables.base import DomainError, InvalidInput
+from tables.people import SiteAccess, SiteRef
 
 CONN_ID = re.compile(r"[A-Za-z0-9_-]{8,40}")
+# The no-JS status frame is the one page that our own pages may frame.
+FRAMED_CSP = APP_CSP.replace("frame-ancestors 'none'", "frame-ancestors 'self'")
 
-Regions = Callable[[Request, SiteAccess], Awaitable[str]]
-Topics = Callable[[SiteAccess], list[str]]
-
-
-def hub_of(request: Request) -> LiveHub:
-    return request.app.state.hub
+Params = Mapping[str, int]
 
 
-def render_fragment(name: str, **context: object) -> str:
-    """Render a `_fragment.html` for broadcast: once per change, the same for every viewer."""
-    return templates.get_template(name).render(context)
+# -- what an action changed, and how an area renders it -----------------------------------
 
 
-def partial(target_id: str, html: str, swap: str = "outerMorph") -> str:
-    """Wrap a fragment for htmx 4. Morphing keeps what a viewer is typing in a field."""
-    return f'<hx-partial hx-target="#{target_id}" hx-swap="{swap}">{html}</hx-partial>'
+@dataclass(frozen=True)
+class Change:
+    """What an action changed, so that only that is rendered and sent to every viewer.
+
+    Region kinds are the area's own words ("draft", "parcel"): `items` changed in place,
+    `added` are new (inserted where they belong), `gone` are removed; `whole` names
+    regions redrawn whole (a list whose layout changed).
+    """
+
+    items: Mapping[str, Iterable[int]] = field(default_factory=dict)
+    added: Mapping[str, Iterable[int]] = field(default_factory=dict)
+    gone: Mapping[str, Iterable[int]] = field(default_factory=dict)
+    whole: Iterable[str] = ()
+
+    def ids(self, kind: str) -> list[int]:
+        """Ids of `kind` changed in place, not gone, in order."""
+        return sorted(set(self.items.get(kind, ())) - set(self.gone.get(kind, ())))
+
+    def new(self, kind: str) -> list[int]:
+        return sorted(set(self.added.get(kind, ())) - set(self.gone.get(kind, ())))
+
+    def removed(self, kind: str) -> list[int]:
+        return sorted(set(self.gone.get(kind, ())))
+
+    def redraws(self, region: str) -> bool:
+        return region in set(self.whole)
+
+    def __or__(self, other: Change) -> Change:
+        def merged(a: Mapping[str, Iterable[int]], b: Mapping[str, Iterable[int]]) -> dict:
+            return {k: set(a.get(k, ())) | set(b.get(k, ())) for k in {*a, *b}}
+
+        return Change(
+            merged(self.items, other.items),
+            merged(self.added, other.added),
+            merged(self.gone, other.gone),
+            {*self.whole, *other.whole},
+        )
 
 
-def toast(message: str, kind: str = "info") -> str:
-    """A notice for #toasts. `message` is escaped unless it is Markup: it often carries
-    what people typed (a destination, a note)."""
-    role = "alert" if kind == "error" else "status"
-    html = Markup('<div class="toast toast--{}" role="{}">{}</div>').format(kind, role, message)
-    return partial("toasts", str(html), swap="beforeend")
+def deletions(change: Change, kind: str) -> str:
+    """`<hx-partial>`s removing the `gone` rows of a kind (ids `{kind}-{id}`)."""
+    return "".join(delete(f"{kind}-{i}") for i in change.removed(kind))
+
+
+@dataclass(frozen=True)
+class Render:
+    """What an area's renderer is given: no request, so housekeeping and tests can call it."""
+
+    site: SiteRef
+    params: Params
+    change: Change
+    locks: LockStore
+
+    async def editing(self, prefix: str) -> dict[int, str]:
+        """Who holds the locks under `prefix`, by the entity id that ends each key."""
+        return await held_by(self.locks, prefix)
+
+
+async def held_by(locks: LockStore, prefix: str) -> dict[int, str]:
+    """Lock holders' names by the entity id that ends each key (for "being edited" badges)."""
+    held = await locks.holders(prefix)
+    return {int(key.rsplit(":", 1)[1]): info.holder for key, info in held.items()}
+
+
+Renderer = Callable[[Render], Awaitable[str]]
+
+
+# -- forms on a live page ------------------------------------------------------------------
+
+
+@dataclass
+class FormState:
+    """One form's messages and values, as it is shown again after bad input."""
+
+    errors: FormErrors = field(default_factory=FormErrors)
+    values: dict[str, str] = field(default_factory=dict)
+
+    def value(self, name: str) -> str:
+        return self.values.get(name, "")
+
+    def error(self, name: str) -> str:
+        return self.errors.get(name, "")
+
+
+class Forms(dict[str, FormState]):
+    """The page's forms by name; a form nobody posted is blank."""
+
+    def __missing__(self, name: str) -> FormState:
+        return FormState()
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """A form of a live page: its fragment (None: messages go to a toast / an alert), the
+    id its root element has, and the field that messages without one belong to."""
+
+    template: str | None
+    target: str
+    field: str
+
+
+def errors_of(problem: DomainError | FormErrors | str, default_field: str) -> FormErrors:
+    if isinstance(problem, InvalidInput):
+        return FormErrors(problem.errors)
+    if isinstance(problem, DomainError):
+        return FormErrors({problem.field or default_field: str(problem)})
+    if isinstance(problem, FormErrors):
+        return problem
+    return FormErrors({default_field: problem})
+
+
+# -- the page ------------------------------------------------------------------------------
 
 
 def viewer_of(access: SiteAccess) -> Viewer:
@@ -79,73 +200,130 @@ def render_presence(
 
 @dataclass(frozen=True)
 class LiveView:
-    """What base.html needs to wire a live page: stream, heartbeat and poll URLs."""
+    """What base.html needs to wire a live page: stream, heartbeat, poll and status URLs."""
 
     stream_url: str
     beat_url: str
     poll_url: str
+    status_url: str
     cursor: str
     viewers: list[Viewer]
 
 
-@dataclass(frozen=True)
-class LivePage:
-    """A live page: its route name, its topics and how to render its live regions fresh."""
+PageHandler = Callable[[Request, Forms], Awaitable[Response]]
 
-    name: str  # the page's route name; its stream is "<name>_live"
-    topics: Topics
-    regions: Regions  # all live regions as <hx-partial>s, for a resync or a poll
 
-    def page_key(self, access: SiteAccess) -> str:
-        return f"{self.name}:{access.site_id}"
+class LiveArea:
+    """A live page: its route name, the path parameters that scope it to one entity, and
+    the one renderer that draws any change of it."""
 
-    async def view(self, request: Request, **path_params: str) -> LiveView:
-        access = site_of(request)
-        hub = hub_of(request)
-        cursor = await hub.cursor(self.topics(access))
+    def __init__(
+        self,
+        name: str,
+        *,
+        render: Renderer,
+        regions: Iterable[str],
+        params: tuple[str, ...] = (),
+        topic: Callable[[SiteRef, Params], str] | None = None,
+        exists: Callable[[SiteRef, Params], Awaitable[bool]] | None = None,
+        forms: Mapping[str, FormSpec] | None = None,
+    ) -> None:
+        self.name = name  # the page's route name; its stream is "<name>_live"
+        self.render = render
+        self.regions = frozenset(regions)  # drawn whole for a resync or a poll
+        self.params = params
+        self._topic = topic
+        self.exists = exists
+        self.forms = dict(forms or {})
+        self._page: PageHandler | None = None
+
+    def page(self, handler: PageHandler) -> PageHandler:
+        """Declare the page handler (it takes the page's `Forms`); `refuse` calls it."""
+        self._page = handler
+        return handler
+
+    # -- where a request is ---------------------------------------------------------------
+
+    def topic(self, site: SiteRef, params: Params) -> str:
+        """The page's topic, which is also its presence key: one per entity."""
+        if self._topic is not None:
+            return self._topic(site, params)
+        return ":".join([self.name, str(site.id), *(str(params[p]) for p in self.params)])
+
+    def params_of(self, request: Request) -> dict[str, int]:
+        return {p: int(request.path_params[p]) for p in self.params}
+
+    async def where(self, request: Request) -> tuple[SiteRef, dict[str, int]]:
+        """The site and the entity the request is about; 404 when the entity is not the
+        site's (membership of the site was checked by the /s/{site} middleware)."""
+        site, params = site_of(request).ref, self.params_of(request)
+        if self.exists is not None and not await self.exists(site, params):
+            raise HTTPException(404, "There is no such page.")
+        return site, params
+
+    def url(self, site: SiteRef, params: Params) -> str:
+        return path_of(self.name, site, params)
+
+    # -- the page's live wiring -------------------------------------------------------------
+
+    async def view(self, request: Request) -> LiveView:
+        """Call from the page handler (or an editor of the area): the URLs base.html wires,
+        the cursor at render time, and who is here."""
+        site, params = await self.where(request)
+        hub = services(request).hub
+        topic = self.topic(site, params)
+        cursor = await hub.cursor([topic])
         conn = secrets.token_urlsafe(12)
-        params = {"site": access.slug, **path_params}
-        base = request.app.url_path_for(f"{self.name}_live", **params)
+        base = path_of(f"{self.name}_live", site, params)
+        status_query = urlencode({"cursor": cursor, "page": request.url.path})
         return LiveView(
             stream_url=f"{base}?{urlencode({'cursor': cursor, 'conn': conn})}",
-            beat_url=f"{request.app.url_path_for(f'{self.name}_beat', **params)}?conn={conn}",
-            poll_url=str(request.app.url_path_for(f"{self.name}_poll", **params)),
+            beat_url=f"{base}/beat?conn={conn}",
+            poll_url=f"{base}/poll",
+            status_url=f"{base}/status?{status_query}",
             cursor=cursor,
-            viewers=await hub.presence.viewers(self.page_key(access)),
+            viewers=await hub.presence.viewers(topic),
         )
 
+    async def fresh(self, svc: Services, site: SiteRef, params: Params) -> str:
+        """Every live region of the page, fresh (for a resync or a poll)."""
+        return await self.render(Render(site, params, Change(whole=self.regions), svc.locks))
+
     async def stream(self, request: Request) -> Response:
-        access = site_of(request)
+        site, params = await self.where(request)
+        svc, access = services(request), site_of(request)
         conn = request.query_params.get("conn", "")
         resume = request.headers.get("last-event-id") or request.query_params.get("cursor")
-        return hub_of(request).stream(  # type: ignore[return-value]
-            self.topics(access),
+        topic = self.topic(site, params)
+        return svc.hub.stream(  # type: ignore[return-value]
+            [topic],
             resume,
-            lambda: self.regions(request, access),
-            page=self.page_key(access),
+            lambda: self.fresh(svc, site, params),
+            page=topic,
             conn_id=conn if CONN_ID.fullmatch(conn) else None,
             viewer=viewer_of(access),
         )
 
     async def beat(self, request: Request) -> Response:
-        access = site_of(request)
+        site, params = await self.where(request)
         conn = request.query_params.get("conn", "")
         if not CONN_ID.fullmatch(conn):
             return Response("Missing or malformed conn.", status_code=400)
-        await hub_of(request).beat(self.page_key(access), conn, viewer_of(access))
+        topic = self.topic(site, params)
+        await services(request).hub.beat(topic, conn, viewer_of(site_of(request)))
         return Response(status_code=204)
 
     async def poll(self, request: Request) -> Response:
         """The fallback when the stream cannot be held: 204 if nothing changed since
         `cursor`, else the live regions fresh plus the new cursor."""
-        access = site_of(request)
-        topics = self.topics(access)
-        hub = hub_of(request)
-        now = await hub.broker.cursor(topics)
+        site, params = await self.where(request)
+        svc = services(request)
+        topics = [self.topic(site, params)]
+        now = await svc.broker.cursor(topics)
         seen = Cursor.decode(request.query_params.get("cursor"), topics)
         if seen is not None and seen == now:
             return Response(status_code=204)
-        html = await self.regions(request, access)
+        html = await self.fresh(svc, site, params)
         html += partial(
             "live-cursor",
             f'<span id="live-cursor" hidden data-cursor="{now.encode(topics)}"></span>',
@@ -153,9 +331,123 @@ class LivePage:
         )
         return HTMLResponse(html)
 
+    async def status(self, request: Request) -> Response:
+        """For pages without JavaScript: a small frame that refreshes itself and says how
+        many changes happened since the page was loaded — the page itself is left alone,
+        with whatever its user has typed or ticked."""
+        site, params = await self.where(request)
+        topic = self.topic(site, params)
+        seen = Cursor.decode(request.query_params.get("cursor"), [topic])
+        events = (
+            None
+            if seen is None
+            else await services(request).broker.since(topic, seen.position(topic))
+        )
+        page = request.query_params.get("page", "")
+        if not (page.startswith(f"/s/{site.slug}/") or page == f"/s/{site.slug}") or "//" in page:
+            page = self.url(site, params)
+        context = {
+            "changes": None if events is None else sum(not e.ephemeral for e in events),
+            "page": page,
+        }
+        return templates.TemplateResponse(
+            request,
+            "live/status.html",
+            context,
+            headers={"Content-Security-Policy": FRAMED_CSP, "X-Frame-Options": "SAMEORIGIN"},
+        )
+
     def routes(self, path: str = "") -> list[Route]:
         return [
             Route(f"{path}/live", self.stream, name=f"{self.name}_live"),
             Route(f"{path}/live/beat", self.beat, methods=["POST"], name=f"{self.name}_beat"),
             Route(f"{path}/live/poll", self.poll, name=f"{self.name}_poll"),
+            Route(f"{path}/live/status", self.status, name=f"{self.name}_status"),
         ]
+
+    # -- after an action ------------------------------------------------------------------
+
+    async def publish(
+        self,
+        svc: Services,
+        site: SiteRef,
+        params: Params,
+        change: Change,
+        *,
+        kind: str,
+        actor: str,
+        extra: Callable[[], Awaitable[str]] | None = None,
+    ) -> str:
+        """After commit: render `change` once and publish it on the page's topic, in order
+        with every other change of it; then the site activity lines that were recorded.
+        Returns the partials (for the caller's own answer)."""
+
+        async def rendered() -> str:
+            html = await self.render(Render(site, params, change, svc.locks))
+            return html + (await extra() if extra else "")
+
+        html = await svc.hub.publish(self.topic(site, params), kind, actor, rendered)
+        await publish_activity(svc.hub, site, actor)
+        return html
+
+    async def done(
+        self,
+        request: Request,
+        change: Change,
+        *,
+        kind: str,
+        notice: str = "",
+        reset: Iterable[str] = (),
+        anchor: str = "",
+        back: str = "",
+    ) -> Response:
+        """Success: publish what changed, then htmx gets the partials (and its notice and
+        fresh copies of the `reset` forms), a plain form goes back to the page (PRG) with
+        the notice carried along."""
+        site, params = site_of(request).ref, self.params_of(request)
+        html = await self.publish(
+            services(request), site, params, change, kind=kind, actor=site_of(request).username
+        )
+        if is_htmx(request):
+            html += "".join(self.form_html(request, name, FormState()) for name in reset)
+            return HTMLResponse(html + (toast(notice) if notice else ""))
+        url = back or self.url(site, params) + (f"#{anchor}" if anchor else "")
+        text = notice.striptags() if isinstance(notice, Markup) else notice
+        return redirect(request, url, message=text)
+
+    def form_html(self, request: Request, name: str, state: FormState) -> str:
+        spec = self.forms[name]
+        if spec.template is None:
+            return ""
+        html = templates.get_template(spec.template).render(
+            site=site_of(request).ref,
+            form=state,
+            csrftoken=request.scope.get("csrftoken", ""),
+        )
+        return partial(spec.target, html, swap="outerHTML")
+
+    async def refuse(
+        self,
+        request: Request,
+        form: str,
+        problem: DomainError | FormErrors | str,
+        values: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Bad input, nothing written: htmx gets that form again with its messages and
+        values (a toast for a form without a fragment), a plain form the whole page with
+        that form's messages and values — both 422."""
+        spec = self.forms[form]
+        state = FormState(errors_of(problem, spec.field), dict(values or {}))
+        if is_htmx(request):
+            html = self.form_html(request, form, state)
+            if not html:
+                html = toast(next(iter(state.errors.values()), "That did not work."), "error")
+            return HTMLResponse(html, status_code=422)
+        assert self._page is not None, f"{self.name} declares no page handler"
+        response = await self._page(request, Forms({form: state}))
+        response.status_code = 422
+        return response
+
+
+def path_of(name: str, site: SiteRef, params: Params) -> str:
+    return path_for(name, site=site.slug, **params)

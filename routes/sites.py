@@ -1,7 +1,8 @@
 """The signed-in user's way in: the site picker at /, and each site's live home page.
 
-The site home shows who is here (presence) and the site activity list, which every area
-feeds and which doubles as the audit trail. Anyone at the site can post a short note to it.
+The site home shows who is here (presence), the pinned site notice (edited under a soft
+lock) and the site activity list, which every area feeds and which doubles as the audit
+trail. Anyone at the site can post a short note to it.
 """
 
 from __future__ import annotations
@@ -11,30 +12,46 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from routes.access import login_url, site_of, user_id
-from routes.activity import (
-    activity_lines,
-    activity_region,
-    publish_site,
-    record_activity,
-    site_topic,
-)
-from routes.common import AREAS, FormErrors, form_of, is_htmx, redirect, render, text_field
-from routes.live import LivePage, partial
-from routes.notices import notice_region
+from routes.activity import activity_lines, activity_region, site_topic
+from routes.common import AREAS, render, services
+from routes.editing import LockEditor
+from routes.forms import read_form
+from routes.live import Change, Forms, FormSpec, LiveArea, Render
+from routes.notices import load_notice, notice_context, notice_region, save_notice
 from tables.activity import Activity
 from tables.base import write_tx
-from tables.people import Membership, SiteAccess, display_name, sites_of
+from tables.people import Membership, display_name, sites_of
 
 NOTE_MAX = 280
 
 
-async def home_regions(request: Request, access: SiteAccess) -> str:
-    """Every live region of the site home, fresh (for a resync or a poll)."""
-    notice = partial("notice", await notice_region(request, access))
-    return notice + await activity_region(access)
+async def render_home(view: Render) -> str:
+    """The site home's changed regions: the notice (its text or who edits it) and, for a
+    fresh page, the whole activity list (new lines travel on their own)."""
+    html = ""
+    if view.change.redraws("notice"):
+        holder = await view.locks.holder(NOTICE.key(view.site, {}))
+        html += await notice_region(view.site, holder.holder if holder else None)
+    if view.change.redraws("activity"):
+        html += await activity_region(view.site)
+    return html
 
 
-HOME = LivePage("site_home", topics=lambda access: [site_topic(access)], regions=home_regions)
+HOME = LiveArea(
+    "site_home",
+    render=render_home,
+    regions={"notice", "activity"},
+    topic=lambda site, params: site_topic(site),
+    forms={"note": FormSpec("sites/_note_form.html", "note-form", "note")},
+)
+NOTICE = LockEditor(
+    HOME,
+    "notice",
+    load=load_notice,
+    save=save_notice,
+    template="notices/edit.html",
+    redraw=lambda params: Change(whole={"notice"}),
+)
 
 
 async def home(request: Request) -> Response:
@@ -47,8 +64,10 @@ async def home(request: Request) -> Response:
     return render(request, "sites/picker.html", {"sites": sites})
 
 
-async def site_home(request: Request, errors: FormErrors | None = None, note: str = "") -> Response:
+@HOME.page
+async def site_home(request: Request, forms: Forms | None = None) -> Response:
     access = site_of(request)
+    site = access.ref
     members = await (
         Membership.select(
             Membership.user.username.as_alias("username"),
@@ -63,34 +82,26 @@ async def site_home(request: Request, errors: FormErrors | None = None, note: st
         {"name": display_name(m["first"], m["last"], m["username"]), "role": m["role"]}
         for m in members
     ]
+    holder = await services(request).locks.holder(NOTICE.key(site, {}))
     context = {
         "areas": AREAS,
         "people": people,
-        "activity": await activity_lines(access),
-        "notice_html": await notice_region(request, access),
+        "activity": await activity_lines(site),
+        **await notice_context(site, holder.holder if holder else None),
         "live": await HOME.view(request),
-        "errors": errors or FormErrors(),
-        "note": note,
+        "forms": forms or Forms(),
     }
-    status = 422 if errors else 200
-    return render(
-        request, "sites/home.html", context, fragment="sites/_note_form.html", status_code=status
-    )
+    return render(request, "sites/home.html", context)
 
 
 async def site_note(request: Request) -> Response:
-    form = await form_of(request)
-    errors = FormErrors()
-    note = text_field(form, "note", errors, label="a note", max_length=NOTE_MAX)
-    if errors:
-        return await site_home(request, errors, note)
-    async with write_tx(Activity._meta.db):
-        await record_activity(request, "note", note)
-    await publish_site(request, "note")
-    if is_htmx(request):
-        # The new line reaches this page through the stream too; here: a fresh, empty form.
-        return render(request, "sites/_note_form.html", {"errors": FormErrors(), "note": ""})
-    return redirect(request, request.url_for("site_home", site=site_of(request).slug).path)
+    form = await read_form(request)
+    note = form.text("note", label="a note", max_length=NOTE_MAX)
+    if form.errors:
+        return await HOME.refuse(request, "note", form.errors, form.values)
+    async with write_tx():
+        await Activity.record(site_of(request).site_id, site_of(request).actor, "note", note)
+    return await HOME.done(request, Change(), kind="note", reset=["note"])
 
 
 routes = [Route("/", home, name="home")]
@@ -98,4 +109,5 @@ site_routes = [
     Route("/", site_home, name="site_home"),
     Route("/notes", site_note, methods=["POST"], name="site_note"),
     *HOME.routes(),
+    *NOTICE.routes("/notice"),
 ]

@@ -25,7 +25,7 @@ document.documentElement.classList.add("js");
     box.append(item);
     setTimeout(() => item.remove(), 6000);
   };
-  window.floorboard = { toast };
+  window.floorboard = { toast, csrfToken };
 
   // Answers htmx does not swap (403, 5xx, network failures) still tell the user something.
   // The page's own stream and polls (source #live) report through #live-status instead.
@@ -54,10 +54,7 @@ document.documentElement.classList.add("js");
   const RETRY_BASE = 1000; // ms; a stream that never opened is retried like a reconnect
   const RETRY_MAX = 10000;
 
-  const csrfToken = () => {
-    const m = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
-    return m ? decodeURIComponent(m[1]) : "";
-  };
+  const { csrfToken } = window.floorboard;
 
   let stopCurrent = null; // tears down the timers of the page wired last
 
@@ -209,4 +206,83 @@ document.documentElement.classList.add("js");
     }
   };
   setInterval(refresh, 30000);
+})();
+
+// ---- soft-locked editors: keep the page's state true, and let go when leaving ------------
+// The lock badge (#lock-…) is broadcast to every page of the area when the lock changes
+// hands. An editor compares its holder with the signed-in user: the holder who lost it is
+// told at once and can no longer save; a locked-out viewer sees when it is free.
+(() => {
+  "use strict";
+  const { csrfToken } = window.floorboard;
+  let keeper = null; // the open editor's renewal element, while this page holds a lock
+
+  const sync = () => {
+    const editor = document.getElementById("editor");
+    const badge = editor && document.getElementById(editor.dataset.lock);
+    if (!editor || !badge) return;
+    const me = document.body.dataset.meId;
+    const holder = badge.dataset.holderId;
+    let state = editor.dataset.lockState;
+    if (editor.dataset.mine) state = holder && holder !== me ? "lost" : state;
+    else state = holder ? "held" : "free";
+    if (state === editor.dataset.lockState) return;
+    editor.dataset.lockState = state;
+    if (state === "lost") lose(editor);
+  };
+  const lose = (editor) => {
+    editor.dataset.lockState = "lost";
+    editor.dataset.mine = "";
+    const fields = editor.querySelector(".editor__fields");
+    if (fields) fields.disabled = true;
+    if (keeper) { keeper.remove(); keeper = null; }
+  };
+
+  // Leaving the editor by any way (a link, the back button, closing the tab) frees the
+  // lock at once; without JavaScript it lapses within 30 s and its badge clears then.
+  const release = (el) => {
+    const body = new FormData();
+    body.append("token", el.dataset.token);
+    body.append("csrftoken", csrfToken());
+    navigator.sendBeacon(el.dataset.releaseUrl, body);
+  };
+  const watch = () => {
+    const current = document.getElementById("lock-keeper");
+    if (keeper && keeper !== current && !keeper.isConnected
+        && (!current || current.dataset.token !== keeper.dataset.token)) {
+      release(keeper); // a boosted navigation away from the editor
+    }
+    keeper = current;
+    const editor = document.getElementById("editor");
+    if (editor && !observed.has(editor)) {
+      observed.add(editor); // the badge is morphed in place: watch its holder attribute
+      new MutationObserver(sync).observe(editor, {
+        subtree: true, childList: true, attributes: true, attributeFilter: ["data-holder-id"],
+      });
+    }
+    sync();
+  };
+  const observed = new WeakSet();
+  window.addEventListener("pagehide", () => { if (keeper && keeper.isConnected) release(keeper); });
+  document.addEventListener("htmx:after:process", watch);
+  document.addEventListener("DOMContentLoaded", watch);
+  // The renewal answers 409 once the lock was taken over or ran out.
+  document.addEventListener("htmx:after:request", (e) => {
+    if (e.target?.id === "lock-keeper" && e.detail?.ctx?.response?.status === 409) {
+      const editor = document.getElementById("editor");
+      if (editor) lose(editor);
+    }
+  });
+})();
+
+// ---- the drafts page: "3 ticked · Add" stays in reach at the bottom of the screen --------
+(() => {
+  "use strict";
+  document.addEventListener("change", (e) => {
+    const form = e.target instanceof HTMLInputElement && e.target.type === "checkbox" && e.target.form;
+    const count = form && form.querySelector("[data-ticked-count]");
+    if (!count) return;
+    const n = form.querySelectorAll('input[type="checkbox"]:checked').length;
+    count.textContent = n ? `${n} ticked` : "";
+  });
 })();

@@ -1,13 +1,27 @@
-"""The site activity list, which doubles as the audit trail: who did what, when, to what."""
+"""The site activity list, which doubles as the audit trail: who did what, when, to what.
+
+Every area's table operations record their own lines (inside the action's transaction),
+so no route can forget one. The ids recorded during a request are remembered (a context
+variable, per request) so that the route layer can publish exactly those new lines after
+commit, instead of the whole list.
+"""
 
 from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
 
 from piccolo.apps.user.tables import BaseUser
 from piccolo.columns import ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
+from tables.base import Actor
 from tables.people import Site
+
+SYSTEM = Actor(0, "floorboard")  # housekeeping (expiry): no user did it
+
+_recorded: ContextVar[list[int] | None] = ContextVar("activity_recorded", default=None)
 
 
 class Activity(Table):
@@ -25,8 +39,7 @@ class Activity(Table):
     async def record(
         cls,
         site_id: int,
-        actor_id: int | None,
-        actor_name: str,
+        actor: Actor,
         verb: str,
         summary: str,
         entity_type: str = "",
@@ -35,21 +48,46 @@ class Activity(Table):
         """Add a line to the site's trail; call it inside the action's transaction."""
         entry = cls(
             site=site_id,
-            actor=actor_id,
-            actor_name=actor_name,
+            actor=actor.id or None,
+            actor_name=actor.name,
             verb=verb,
             summary=summary[:300],
             entity_type=entity_type,
             entity_id=entity_id,
         )
         await entry.save()
+        lines = _recorded.get()
+        if lines is None:
+            _recorded.set(lines := [])
+        lines.append(entry.id)
         return entry
 
+    @staticmethod
+    def take_recorded() -> list[int]:
+        """The ids recorded in this context since the last call (then forgotten)."""
+        lines = _recorded.get() or []
+        _recorded.set(None)
+        return lines
+
     @classmethod
-    async def recent(cls, site_id: int, limit: int = 20) -> list[dict]:
+    async def recent(
+        cls, site_id: int, limit: int = 20, ids: list[int] | None = None
+    ) -> list[dict]:
+        """The latest lines of the site's trail (or just those `ids`), newest first."""
+        where: Any = cls.site == site_id
+        if ids is not None:
+            where &= cls.id.is_in(ids or [-1])
         return await (
-            cls.select(cls.id, cls.actor_name, cls.verb, cls.summary, cls.created_at)
-            .where(cls.site == site_id)
+            cls.select(
+                cls.id,
+                cls.actor_name,
+                cls.verb,
+                cls.summary,
+                cls.entity_type,
+                cls.entity_id,
+                cls.created_at,
+            )
+            .where(where)
             .order_by(cls.id, ascending=False)
             .limit(limit)
         )

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
+from piccolo.engine import engine_finder
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import TransactionType
 from piccolo.table import Table
@@ -21,13 +23,15 @@ class DomainError(ValueError):
         self.field = field
 
 
-def write_tx(db: Engine) -> Any:
-    """One transaction for a read-decide-write action.
+def write_tx(db: Engine | None = None) -> Any:
+    """One transaction for a read-decide-write action (on the app's one engine).
 
     SQLite gets an IMMEDIATE transaction (the write lock is taken up front, so two writers
     queue instead of one failing with "database is locked"); PostgreSQL's transaction()
     takes no transaction type.
     """
+    db = db or engine_finder()
+    assert db is not None, "no Piccolo engine configured"
     if db.engine_type == "sqlite":
         return db.transaction(transaction_type=TransactionType.immediate)
     return db.transaction()
@@ -54,20 +58,25 @@ async def update_versioned(
     expected_version: int,
     values: dict[str, Any],
     compare: tuple[str, ...] = (),
+    where: Any = None,
 ) -> dict[str, Any]:
     """Save `values` if the row is still at `expected_version`; bump the version.
 
     One conditional UPDATE (… WHERE id = ? AND version = ?), so two concurrent saves of
     the same version cannot both win. Returns the saved row, or raises StaleVersion with
     the current row when someone else saved first. `compare` names the fields a user
-    edits (the ones a 409 page lists as changed); by default all of `values`.
+    edits (the ones a 409 page lists as changed); by default all of `values`. `where`
+    narrows the rows that may be saved (an active draft, say).
     """
     columns = {name: table._meta.get_column_by_name(name) for name in values}
     version: Any = table._meta.get_column_by_name("version")  # an Integer column
     pk = table._meta.primary_key
+    condition = (pk == row_id) & (version == expected_version)
+    if where is not None:
+        condition &= where
     saved = await (
         table.update({**{columns[n]: v for n, v in values.items()}, version: version + 1})
-        .where((pk == row_id) & (version == expected_version))
+        .where(condition)
         .returning(*table._meta.columns)
     )
     if saved:
@@ -93,3 +102,8 @@ class Actor:
 
     id: int
     name: str
+
+
+def kg(grams: int) -> str:
+    """Grams as kilograms to one decimal, exactly ("12.5"), for pages and messages."""
+    return f"{Decimal(grams) / 1000:.1f}"

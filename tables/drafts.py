@@ -31,10 +31,10 @@ from piccolo.columns import ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from tables.activity import Activity
-from tables.base import Actor, DomainError, InvalidInput, StaleVersion
+from tables.activity import SYSTEM, Activity
+from tables.base import Actor, DomainError, InvalidInput, StaleVersion, kg, update_versioned
 from tables.dispatches import Asset, Dispatch, DispatchParcel
-from tables.people import Site
+from tables.people import Membership, Site, display_name
 
 CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,19}")
 MAX_WEIGHT_KG = Decimal(30_000)
@@ -60,10 +60,6 @@ def now() -> datetime:
 def normal_destination(text: str) -> str:
     """One spelling per town, so "eldoret " and "Eldoret" share a draft."""
     return " ".join(text.split()).title()
-
-
-def kg(grams: int) -> str:
-    return f"{Decimal(grams) / 1000:.1f}"
 
 
 class Parcel(Table):
@@ -93,18 +89,22 @@ class Parcel(Table):
         if len(description) > 300:
             errors["description"] = "A description has at most 300 characters."
         try:
-            weight_kg = Decimal(weight.strip().replace(",", "."))
+            weight_kg = Decimal(weight.strip().replace(",", ".")) if len(weight) <= 20 else None
         except InvalidOperation:
-            weight_kg = Decimal(-1)
-        if not weight_kg.is_finite() or weight_kg <= 0 or weight_kg > MAX_WEIGHT_KG:
-            errors["weight"] = f"Enter the weight in kg, more than 0 and at most {MAX_WEIGHT_KG:,}."
+            weight_kg = None
+        grams = round(weight_kg * 1000) if weight_kg is not None and weight_kg.is_finite() else 0
+        if grams < 1 or weight_kg is None or weight_kg > MAX_WEIGHT_KG:
+            # Weights are kept in whole grams: 0.0004 kg would be stored as nothing at all.
+            errors["weight"] = (
+                f"Enter the weight in kg, at least 0.001 and at most {MAX_WEIGHT_KG:,}."
+            )
         if errors:
             raise InvalidInput(errors)
         return {
             "code": code,
             "destination": destination,
             "description": description,
-            "weight_g": int(weight_kg * 1000),
+            "weight_g": grams,
         }
 
     @classmethod
@@ -118,8 +118,7 @@ class Parcel(Table):
         await parcel.save()
         await Activity.record(
             site_id,
-            actor.id,
-            actor.name,
+            actor,
             "parcel.receive",
             f"received {parcel.code} for {parcel.destination}",
             "parcel",
@@ -181,7 +180,7 @@ class AlreadyFinalised(DomainError):
 
 
 async def _record(site_id: int, actor: Actor, verb: str, summary: str, draft_id: int) -> None:
-    await Activity.record(site_id, actor.id, actor.name, verb, summary, "draft", draft_id)
+    await Activity.record(site_id, actor, verb, summary, "draft", draft_id)
 
 
 async def _active_draft(
@@ -297,11 +296,22 @@ async def add_parcels(
     return result
 
 
+async def add_code(site_id: int, code: str, actor: Actor, ttl: timedelta) -> AddResult:
+    """The scan box: add the parcel a typed or scanned code names to its destination's
+    draft, or say clearly why not (naming the code, since the box is emptied for the next
+    scan). Call inside one write transaction."""
+    result = await add_parcels(site_id, [await parcel_id_for_code(site_id, code)], actor, ttl)
+    if not result.count:  # lost a race with someone adding it at the same moment
+        raise DomainError(f"{code.strip().upper()} {result.refused[0][1]}.", field="code")
+    return result
+
+
 async def parcel_id_for_code(site_id: int, code: str) -> int:
-    """The scan box: a typed or scanned code to the site's parcel, with a clear refusal."""
+    """A typed or scanned code to the site's parcel, with a clear refusal."""
     code = code.strip().upper()
     if not CODE.fullmatch(code):
-        raise DomainError("That is not a parcel code (like NBO-0042).", field="code")
+        shown = code[:40] + ("…" if len(code) > 40 else "")
+        raise DomainError(f"“{shown}” is not a parcel code (like NBO-0042).", field="code")
     parcel = await Parcel.select().where(Parcel.code == code).first()
     if parcel is None or parcel["site"] != site_id:
         raise DomainError(f"No parcel {code} at this branch.", field="code")
@@ -381,40 +391,24 @@ async def set_transport(
     if errors:
         raise InvalidInput(errors)
     stamp = now()
-    saved = await (
-        Draft.update(
+    try:
+        await update_versioned(
+            Draft,
+            draft_id,
+            expected_version,
             {
-                Draft.vehicle: vehicle_id,
-                Draft.driver_name: driver_name,
-                Draft.version: Draft.version + 1,
-                Draft.updated_by_name: actor.name,
-                Draft.updated_at: stamp,
-                Draft.expires_at: stamp + ttl,
-            }
+                "vehicle": vehicle_id,
+                "driver_name": driver_name,
+                "updated_by_name": actor.name,
+                "updated_at": stamp,
+                "expires_at": stamp + ttl,
+            },
+            compare=("vehicle", "driver_name"),
+            where=Draft.status == DraftStatus.active,
         )
-        .where(
-            (Draft.id == draft_id)
-            & (Draft.version == expected_version)
-            & (Draft.status == DraftStatus.active)
-        )
-        .returning(Draft.id)
-    )
-    if not saved:
-        current = await _draft(site_id, draft_id)
-        current_vehicle = (
-            await Asset.select(Asset.registration).where(Asset.id == current["vehicle"]).first()
-            if current["vehicle"]
-            else None
-        )
-        changes = {}
-        if current["vehicle"] != vehicle_id:
-            changes["vehicle"] = (
-                vehicle["registration"] if vehicle else "none",
-                current_vehicle["registration"] if current_vehicle else "none",
-            )
-        if current["driver_name"] != driver_name:
-            changes["driver"] = (driver_name or "none", current["driver_name"] or "none")
-        raise StaleVersion(current, changes)
+    except StaleVersion as stale:
+        await _draft(site_id, draft_id)  # closed meanwhile: say that instead
+        raise StaleVersion(stale.current, await _readable(stale.changes)) from None
     parts = []
     if vehicle_id != draft["vehicle"]:
         parts.append(f"vehicle {vehicle['registration'] if vehicle else 'none'}")
@@ -428,6 +422,21 @@ async def set_transport(
         draft_id,
     )
     return await _draft(site_id, draft_id)
+
+
+async def _readable(changes: dict[str, tuple[Any, Any]]) -> dict[str, tuple[Any, Any]]:
+    """A 409's changes as people say them: vehicles by registration, "driver" not
+    "driver_name", nothing as "none"."""
+    readable: dict[str, tuple[Any, Any]] = {}
+    if "vehicle" in changes:
+        ids = [i for i in changes["vehicle"] if i]
+        rows = await Asset.select(Asset.id, Asset.registration).where(Asset.id.is_in(ids or [-1]))
+        names = {row["id"]: row["registration"] for row in rows}
+        readable["vehicle"] = tuple(names.get(i, "none") for i in changes["vehicle"])  # type: ignore[assignment]
+    if "driver_name" in changes:
+        yours, theirs = changes["driver_name"]
+        readable["driver"] = (yours or "none", theirs or "none")
+    return readable
 
 
 async def _close(draft: dict[str, Any], status: DraftStatus, by: str) -> bool:
@@ -519,14 +528,22 @@ async def finalise(site_id: int, draft_id: int, actor: Actor) -> dict[str, Any]:
     await DispatchParcel.insert(*(DispatchParcel(dispatch=dispatch.id, parcel=i) for i in ids))
     await DraftParcel.delete().where(DraftParcel.draft == draft_id)
     await Parcel.update({Parcel.status: ParcelStatus.dispatched}).where(Parcel.id.is_in(ids))
-    await _record(
+    # The line is about the dispatch, so the trail links to its manifest.
+    await Activity.record(
         site_id,
         actor,
         "draft.finalise",
         f"finalised the {draft['destination']} draft → {number} ({len(ids)} parcels)",
-        draft_id,
+        "dispatch",
+        dispatch.id,
     )
-    return {"id": dispatch.id, "number": number, "parcels": len(ids), "parcel_ids": ids}
+    return {
+        "id": dispatch.id,
+        "number": number,
+        "parcels": len(ids),
+        "parcel_ids": ids,
+        "destination": draft["destination"],
+    }
 
 
 async def expire_due(at: datetime | None = None) -> list[dict[str, Any]]:
@@ -551,8 +568,7 @@ async def expire_due(at: datetime | None = None) -> list[dict[str, Any]]:
         draft["released"] = [row["id"] for row in released]
         await Activity.record(
             draft["site"],
-            None,
-            "floorboard",
+            SYSTEM,
             "draft.expire",
             f"the {draft['destination']} draft expired ({len(released)} parcels released)",
             "draft",
@@ -618,18 +634,14 @@ class ParcelView:
 @dataclass
 class Board:
     drafts: list[DraftView]
-    parcels: list[ParcelView]
-    vehicles: list[dict[str, Any]]
-
-    def draft(self, draft_id: int) -> DraftView | None:
-        return next((d for d in self.drafts if d.id == draft_id), None)
 
 
-async def board(site_id: int, only_draft: int | None = None) -> Board:
-    """Everything the drafts page shows: 5 queries for any number of drafts and parcels."""
+async def board(site_id: int, only: list[int] | None = None) -> Board:
+    """The site's active drafts (or just those of `only`) with their parcels and
+    contributors, and the site's vehicles: 4 queries for any number of drafts."""
     where = (Draft.site == site_id) & (Draft.status == DraftStatus.active)
-    if only_draft is not None:
-        where &= Draft.id == only_draft
+    if only is not None:
+        where &= Draft.id.is_in(only or [-1])
     drafts = await (
         Draft.select(
             *Draft.all_columns(),
@@ -682,10 +694,8 @@ async def board(site_id: int, only_draft: int | None = None) -> Board:
             expires_at=d["expires_at"],
             contributors=[d["created_by_name"]],
         )
-    draft_of_parcel: dict[int, str] = {}
     for row in in_drafts:
-        view = views[row["draft"]]
-        view.parcels.append(
+        views[row["draft"]].parcels.append(
             DraftParcelView(
                 id=row["parcel"],
                 code=row["parcel.code"],
@@ -695,32 +705,68 @@ async def board(site_id: int, only_draft: int | None = None) -> Board:
                 added_at=row["added_at"],
             )
         )
-        draft_of_parcel[row["parcel"]] = view.destination
     for row in trail:  # contributors: everyone in the draft's history, first come first
         view = views[row["entity_id"]]
         if row["actor_name"] not in view.contributors:
             view.contributors.append(row["actor_name"])
-    parcels: list[ParcelView] = []
-    if only_draft is None:
-        rows = await (
-            Parcel.select(
-                Parcel.id,
-                Parcel.code,
-                Parcel.destination,
-                Parcel.description,
-                Parcel.weight_g,
-                Parcel.status,
-            )
-            .where((Parcel.site == site_id) & (Parcel.status != ParcelStatus.dispatched))
-            .order_by(Parcel.destination)
-            .order_by(Parcel.code)
+    return Board(list(views.values()))
+
+
+async def open_draft(site_id: int, draft_id: int) -> DraftView:
+    """One active draft of the site, or a DomainError saying what became of it."""
+    found = (await board(site_id, only=[draft_id])).drafts
+    if not found:
+        await _draft(site_id, draft_id)  # raises: finalised by whom, cleared, no such draft
+        raise DomainError("There is no such draft.")
+    return found[0]
+
+
+async def parcel_rows(site_id: int, ids: list[int] | None = None) -> list[ParcelView]:
+    """The site's parcels not yet dispatched (or just those `ids`), in page order, each
+    with the destination of the draft it is in: 2 queries."""
+    where = (Parcel.site == site_id) & (Parcel.status != ParcelStatus.dispatched)
+    if ids is not None:
+        where &= Parcel.id.is_in(ids or [-1])
+    rows = await (
+        Parcel.select(
+            Parcel.id,
+            Parcel.code,
+            Parcel.destination,
+            Parcel.description,
+            Parcel.weight_g,
+            Parcel.status,
         )
-        parcels = [
-            ParcelView(**r, draft_destination=draft_of_parcel.get(r["id"], "")) for r in rows
-        ]
-    vehicles = await (
+        .where(where)
+        .order_by(Parcel.destination)
+        .order_by(Parcel.code)
+    )
+    drafted = [r["id"] for r in rows if r["status"] == ParcelStatus.drafted]
+    placed = await DraftParcel.select(DraftParcel.parcel, DraftParcel.draft.destination).where(
+        DraftParcel.parcel.is_in(drafted or [-1])
+    )
+    where_is = {row["parcel"]: row["draft.destination"] for row in placed}
+    return [ParcelView(**r, draft_destination=where_is.get(r["id"], "")) for r in rows]
+
+
+async def vehicles(site_id: int) -> list[dict[str, Any]]:
+    return await (
         Asset.select(Asset.id, Asset.registration, Asset.make, Asset.model, Asset.capacity_kg)
         .where((Asset.site == site_id) & (Asset.capacity_kg > 0))
         .order_by(Asset.registration)
     )
-    return Board(list(views.values()), parcels, vehicles)
+
+
+async def driver_suggestions(site_id: int) -> list[str]:
+    """Names for the driver field: the site's own people, and the drivers its drafts and
+    dispatches have used — never another site's."""
+    people = await Membership.select(
+        Membership.user.username, Membership.user.first_name, Membership.user.last_name
+    ).where(Membership.site == site_id)
+    names = {
+        display_name(p["user.first_name"], p["user.last_name"], p["user.username"]) for p in people
+    }
+    used = await Draft.select(Draft.driver_name).where(Draft.site == site_id).distinct()
+    names |= {row["driver_name"] for row in used}
+    driven = await Dispatch.select(Dispatch.driver_name).where(Dispatch.site == site_id).distinct()
+    names |= {row["driver_name"] for row in driven}
+    return sorted(name for name in names if name)

@@ -11,7 +11,8 @@ from piccolo.columns import ForeignKey, Integer, Serial, Text, Timestamptz, Varc
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from tables.base import DomainError, update_versioned
+from tables.activity import Activity
+from tables.base import Actor, DomainError, update_versioned
 from tables.people import Site
 
 NOTICE_MAX = 1000
@@ -38,22 +39,25 @@ class SiteNotice(Table):
 
     @classmethod
     async def save_text(
-        cls, site_id: int, text: str, expected_version: int, actor_id: int, actor_name: str
+        cls, site_id: int, text: str, expected_version: int, actor: Actor
     ) -> dict[str, Any]:
-        """Replace the text if nobody saved since `expected_version` (else StaleVersion)."""
+        """Replace the text if nobody saved since `expected_version` (else StaleVersion),
+        and record it in the site's trail. Call inside the action's transaction."""
         text = text.strip()
         if len(text) > NOTICE_MAX:
             raise DomainError(f"A notice has at most {NOTICE_MAX} characters.", field="text")
         notice = await cls.for_site(site_id)
-        return await update_versioned(
+        saved = await update_versioned(
             cls,
             notice["id"],
             expected_version,
             {
                 "text": text,
-                "updated_by": actor_id,
-                "updated_by_name": actor_name,
+                "updated_by": actor.id,
+                "updated_by_name": actor.name,
                 "updated_at": TimestamptzNow().python(),
             },
             compare=("text",),
         )
+        await Activity.record(site_id, actor, "notice.update", "updated the site notice")
+        return saved

@@ -11,7 +11,7 @@ from piccolo.apps.user.tables import BaseUser
 from piccolo.columns import ForeignKey, Serial, Varchar
 from piccolo.table import Table
 
-from tables.base import DomainError
+from tables.base import Actor, DomainError
 
 
 class Role(StrEnum):
@@ -60,6 +60,30 @@ class Membership(Table):
 
 
 @dataclass(frozen=True, slots=True)
+class SiteRef:
+    """A site as renderers and tables see it: no request, no user. Broadcast fragments,
+    housekeeping and tests all start from one of these."""
+
+    id: int
+    slug: str
+    name: str
+    timezone: str
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @classmethod
+    async def load(cls, site_id: int) -> SiteRef | None:
+        row = await (
+            Site.select(Site.id, Site.slug, Site.name, Site.timezone)
+            .where(Site.id == site_id)
+            .first()
+        )
+        return cls(**row) if row else None
+
+
+@dataclass(frozen=True, slots=True)
 class SiteAccess:
     """A signed-in user's standing at one site: what every page under /s/{site} is given."""
 
@@ -78,6 +102,14 @@ class SiteAccess:
     @property
     def is_manager(self) -> bool:
         return self.role == Role.manager.value
+
+    @property
+    def ref(self) -> SiteRef:
+        return SiteRef(self.site_id, self.slug, self.name, self.timezone)
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.user_id, self.display_name)
 
 
 def display_name(first: str | None, last: str | None, username: str) -> str:

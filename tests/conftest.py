@@ -100,7 +100,7 @@ async def fresh_throttle(request):
     """Failed sign-ins in one test must not throttle the next."""
     if "app" in request.fixturenames:
         application = request.getfixturevalue("app")
-        await application.state.login_throttle.store.clear_all()
+        await application.state.services.login_throttle.store.clear_all()
     yield
 
 

@@ -13,9 +13,12 @@ from collections.abc import Awaitable, Callable
 import pytest
 import redis.asyncio as aioredis
 
-from live.broker import Broker, Subscription, make_broker
+from live.backends import backends
+from live.broker import Broker, Subscription
 from live.events import MAX_CURSOR_LENGTH, Cursor, Event
+from live.locks import MemoryLocks, RedisLocks
 from live.memory_broker import MemoryBroker
+from live.presence import MemoryPresence, RedisPresence
 from live.redis_broker import RedisBroker
 from tests.conftest import BROKER_REDIS_URL
 
@@ -345,13 +348,16 @@ async def test_stop_ends_a_thousand_open_subscriptions_promptly(make: MakeBroker
     assert broker.subscribe(["t0"]).closed
 
 
-async def test_make_broker_picks_the_backend_from_the_url() -> None:
-    assert isinstance(make_broker(None), MemoryBroker)
-    assert isinstance(make_broker(""), MemoryBroker)
-    assert await make_broker(None).healthy()
-    redis_broker = make_broker(REDIS_URL, namespace="fbtest-x")
-    assert isinstance(redis_broker, RedisBroker)
-    await redis_broker.stop()  # never started: stop only releases the client
+async def test_backends_are_chosen_from_the_url_all_three_together() -> None:
+    embedded = backends(None)
+    assert isinstance(embedded.broker, MemoryBroker)
+    assert isinstance(embedded.locks, MemoryLocks) and isinstance(embedded.presence, MemoryPresence)
+    assert await embedded.broker.healthy()
+    shared = backends(REDIS_URL, namespace="fbtest-x")
+    assert isinstance(shared.broker, RedisBroker)
+    assert isinstance(shared.locks, RedisLocks) and isinstance(shared.presence, RedisPresence)
+    await shared.broker.stop()  # never started: stop only releases the client
+    await shared.aclose()
 
 
 # -- Redis only ----------------------------------------------------------------------------
