@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
 from routes.common import templates
+from routes.security import security_headers
 
 log = logging.getLogger("floorboard")
 
@@ -20,6 +21,7 @@ TITLES = {
     404: "Page not found",
     405: "Not allowed here",
     409: "Someone changed this first",
+    413: "That was too much to send",
     422: "Please check what you entered",
     423: "Someone else is editing this",
     429: "Too many attempts",
@@ -28,12 +30,23 @@ TITLES = {
 }
 
 
+def page_headers(request: Request, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The security headers of every page, plus the handler's own (which win)."""
+    state = getattr(request.scope.get("app"), "state", None)  # no app yet: not production
+    settings = getattr(getattr(state, "services", None), "settings", None)
+    production = bool(getattr(settings, "production", False))
+    return {**security_headers(request.scope["path"], production=production), **(extra or {})}
+
+
 def error_page(
     request: Request, status_code: int, message: str, headers: Mapping[str, str] | None = None
 ) -> Response:
+    """An error page with the same security headers as any other, even when it is sent from
+    outside SecurityHeadersMiddleware (the 500 page, from Starlette's ServerErrorMiddleware)."""
+    all_headers = page_headers(request, headers)
     if request.url.path.endswith("/live"):
         # An EventSource gets a short answer; htmx shows the connection as lost.
-        return PlainTextResponse(message, status_code=status_code, headers=headers)
+        return PlainTextResponse(message, status_code=status_code, headers=all_headers)
     return templates.TemplateResponse(
         request,
         "errors/error.html",
@@ -43,7 +56,7 @@ def error_page(
             "message": message,
         },
         status_code=status_code,
-        headers=headers,
+        headers=all_headers,
     )
 
 
@@ -60,7 +73,12 @@ async def server_error(request: Request, exc: Exception) -> Response:
     try:
         return error_page(request, 500, "It has been logged. Please try again in a moment.")
     except Exception:  # the frame itself failed: fall back to bare HTML
-        return HTMLResponse("<h1>Something went wrong on our side</h1>", status_code=500)
+        log.exception("the error page itself failed on %s", request.url.path)
+        return HTMLResponse(
+            "<h1>Something went wrong on our side</h1>",
+            status_code=500,
+            headers=security_headers(request.scope.get("path", "")),
+        )
 
 
 def csrf_refused(request: Request, reason: str) -> Response:
@@ -70,6 +88,12 @@ def csrf_refused(request: Request, reason: str) -> Response:
         403,
         "This form has expired or did not come from floorboard. Reload the page and try again.",
     )
+
+
+def form_unreadable(request: Request, status_code: int, message: str) -> Response:
+    """A body the CSRF check could not read as a form (400) or would not (413)."""
+    log.info("unreadable form on %s %s: %d", request.method, request.url.path, status_code)
+    return error_page(request, status_code, message)
 
 
 exception_handlers = {HTTPException: http_exception, 500: server_error}

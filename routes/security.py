@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict, deque
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from piccolo_api.csrf.middleware import SAFE_HTTP_METHODS, CSRFMiddleware
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import FormData, MutableHeaders
+from starlette.exceptions import HTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from routes.forms import parse_form
 
 # htmx 4 needs no eval as long as pages use no hx-on / js: expressions, and its indicator
 # stylesheet is switched off in the htmx-config meta, so scripts and styles come from 'self'.
@@ -21,6 +25,20 @@ APP_CSP = (
 )
 # Piccolo's admin is a prebuilt Vue app that sets inline styles; its scripts stay 'self'.
 ADMIN_CSP = APP_CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def security_headers(path: str, *, production: bool = False) -> dict[str, str]:
+    """The headers every response carries, error pages included (the 500 page is sent from
+    outside every middleware, so the error handler adds these itself)."""
+    headers = {
+        "Content-Security-Policy": ADMIN_CSP if path.startswith("/admin") else APP_CSP,
+        "X-Content-Type-Options": "nosniff",
+        "X-Frame-Options": "DENY",
+        "Referrer-Policy": "same-origin",
+    }
+    if production:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    return headers
 
 
 class SecurityHeadersMiddleware:
@@ -34,40 +52,60 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        csp = ADMIN_CSP if scope["path"].startswith("/admin") else APP_CSP
+        wanted = security_headers(scope["path"], production=self.production)
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers.setdefault("Content-Security-Policy", csp)
-                headers.setdefault("X-Content-Type-Options", "nosniff")
-                headers.setdefault("X-Frame-Options", "DENY")
-                headers.setdefault("Referrer-Policy", "same-origin")
-                if self.production:
-                    headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+                for name, value in wanted.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
 
 
-class ReadableCSRFMiddleware(CSRFMiddleware):
-    """piccolo_api's double-submit-cookie CSRF check, with its refusals shown as a page.
+def _unreadable_page(request: Request, status_code: int, message: str) -> Response:
+    from routes.errors import form_unreadable  # errors imports this module
 
-    The library answers a refused request with a plain-text 403 of its own; we recognise
-    those (the request never reached the app) and hand them to `on_refused`, which renders
-    the error page in the app's frame.
+    return form_unreadable(request, status_code, message)
+
+
+class ReadableCSRFMiddleware(CSRFMiddleware):
+    """piccolo_api's double-submit-cookie CSRF check, as pure ASGI, with readable refusals.
+
+    The checks are piccolo_api 1.11's `CSRFMiddleware.dispatch`, in its order: a CSRF cookie,
+    then the token from the header (htmx) or, failing that, the form field; either must
+    match the cookie; on HTTPS the Origin/Referer must name an allowed host. Its
+    BaseHTTPMiddleware is never used: a refusal is handed to `on_refused` (a 403 page in
+    the app's frame), and the form is read with `parse_form`'s limits, so a body that
+    cannot be read is a 400 or 413 page from `on_unreadable`, not an exception raised
+    outside the app's error handling (a 500). The parsed form stays in `scope["form"]`;
+    the app is handed an empty, finished body instead of the one already consumed.
     """
 
-    def __init__(self, app: ASGIApp, *, on_refused, **kwargs) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        on_refused: Callable[[Request, str], Response],
+        on_unreadable: Callable[[Request, int, str], Response] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(app, **kwargs)
         self.on_refused = on_refused
+        self.on_unreadable = on_unreadable or _unreadable_page
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Safe methods (every page and every SSE stream) skip BaseHTTPMiddleware: they are
-        never refused, they only get the token in the scope and a cookie when it is new."""
-        if scope["type"] != "http" or scope["method"] not in SAFE_HTTP_METHODS:
-            await super().__call__(scope, receive, send)
-            return
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif scope["method"] in SAFE_HTTP_METHODS:
+            await self._safe(scope, receive, send)
+        else:
+            await self._unsafe(scope, receive, send)
+
+    async def _safe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Safe methods (every page and every SSE stream) are never refused: they only get
+        the token in the scope, and a cookie when it is new."""
         token = HTTPConnection(scope).cookies.get(self.cookie_name)
         cookie_header = None
         if token is None:
@@ -87,18 +125,63 @@ class ReadableCSRFMiddleware(CSRFMiddleware):
 
         await self.app(scope, receive, send_with_cookie)
 
-    async def dispatch(self, request: Request, call_next):
-        reached_app = False
+    async def _unsafe(self, scope: Scope, receive: Receive, send: Send) -> None:
+        body_done = False
 
-        async def call_app(req: Request) -> Response:
-            nonlocal reached_app
-            reached_app = True
-            return await call_next(req)
+        async def tracking_receive() -> Message:
+            nonlocal body_done
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
 
-        response = await super().dispatch(request, call_app)
-        if not reached_app and response.status_code == 403:
-            return self.on_refused(request, bytes(response.body).decode())
-        return response
+        request = Request(scope, tracking_receive)
+        cookie_token = request.cookies.get(self.cookie_name)
+        if not cookie_token:
+            await self.on_refused(request, "No CSRF cookie found")(scope, receive, send)
+            return
+        header_token = request.headers.get(self.header_name) if self.allow_header_param else None
+        form_token: str | None = None
+        form: FormData | None = None
+        if self.allow_form_param and not header_token:
+            try:
+                form = await parse_form(request)  # leaves it in scope["form"]
+            except HTTPException as exc:
+                response = self.on_unreadable(request, exc.status_code, str(exc.detail))
+                await response(scope, receive, send)
+                return
+            value = form.get(self.cookie_name)
+            form_token = value if isinstance(value, str) else None  # a file is no token
+        reason = None
+        if not header_token and not form_token:
+            reason = "The CSRF token wasn't found in the form data or header."
+        elif header_token and cookie_token != header_token:
+            reason = "The CSRF token in the header doesn't match the cookie."
+        elif form_token and cookie_token != form_token:
+            reason = "The CSRF token in the form doesn't match the cookie."
+        elif request.base_url.is_secure and not self.is_valid_referer(request):
+            reason = "Referer or origin is incorrect"
+        if reason is not None:
+            await self.on_refused(request, reason)(scope, receive, send)
+            if form is not None:
+                await form.close()
+            return
+        scope.update({"csrftoken": cookie_token, "csrf_cookie_name": self.cookie_name})
+        replayed = False
+
+        async def drained_receive() -> Message:
+            """The body is read: an empty one, then whatever the server says next."""
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        try:
+            await self.app(scope, drained_receive if body_done else receive, send)
+        finally:
+            if form is not None:
+                await form.close()
 
 
 class ThrottleStore(Protocol):
