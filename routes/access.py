@@ -14,6 +14,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tables.activity import Activity
 from tables.people import SiteAccess, site_access
 
 
@@ -51,6 +52,7 @@ class SiteMembershipMiddleware:
         if access is None:
             raise HTTPException(404, "There is no such page.")
         scope.setdefault("state", {})["site"] = access
+        Activity.start_recording()  # what this request records, it publishes
         await self.app(scope, receive, send)
 
 

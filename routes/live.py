@@ -94,6 +94,10 @@ class Change:
     def redraws(self, region: str) -> bool:
         return region in set(self.whole)
 
+    def __bool__(self) -> bool:
+        rows = (*self.items.values(), *self.added.values(), *self.gone.values())
+        return any(any(ids) for ids in rows) or bool(set(self.whole))
+
     def __or__(self, other: Change) -> Change:
         def merged(a: Mapping[str, Iterable[int]], b: Mapping[str, Iterable[int]]) -> dict:
             return {k: set(a.get(k, ())) | set(b.get(k, ())) for k in {*a, *b}}
@@ -386,7 +390,9 @@ class LiveArea:
             html = await self.render(Render(site, params, change, svc.locks))
             return html + (await extra() if extra else "")
 
-        html = await svc.hub.publish(self.topic(site, params), kind, actor, rendered)
+        html = ""
+        if change or extra is not None:  # a note changes no region: only its activity line
+            html = await svc.hub.publish(self.topic(site, params), kind, actor, rendered)
         await publish_activity(svc.hub, site, actor)
         return html
 
@@ -404,7 +410,7 @@ class LiveArea:
         """Success: publish what changed, then htmx gets the partials (and its notice and
         fresh copies of the `reset` forms), a plain form goes back to the page (PRG) with
         the notice carried along."""
-        site, params = site_of(request).ref, self.params_of(request)
+        site, params = await self.where(request)  # an entity that is not the site's: 404
         html = await self.publish(
             services(request), site, params, change, kind=kind, actor=site_of(request).username
         )

@@ -63,6 +63,11 @@ class Activity(Table):
         return entry
 
     @staticmethod
+    def start_recording() -> None:
+        """A new request begins: lines recorded from here on are its own."""
+        _recorded.set([])
+
+    @staticmethod
     def take_recorded() -> list[int]:
         """The ids recorded in this context since the last call (then forgotten)."""
         lines = _recorded.get() or []

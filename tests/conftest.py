@@ -55,6 +55,13 @@ def pytest_report_header(config) -> list[str]:
     return [f"floorboard: database engine {ENGINE} at {where}; broker {broker}"]
 
 
+async def delete_namespace(client: aioredis.Redis, namespace: str) -> None:
+    """Remove every Redis key a test (or a run) made under its namespace."""
+    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+
+
 @pytest.fixture(scope="session", autouse=True)
 async def database() -> AsyncIterator[None]:
     """Create the database, run the real migrations, load the demo data; drop it after."""
@@ -79,9 +86,7 @@ async def database() -> AsyncIterator[None]:
         await conn.execute(f'DROP DATABASE "{TEST_DB}" WITH (FORCE)')
         await conn.close()
         client = aioredis.from_url(TEST_REDIS_URL)
-        keys = [key async for key in client.scan_iter(match=f"fbtest-{RUN_ID}:*")]
-        if keys:
-            await client.delete(*keys)
+        await delete_namespace(client, f"fbtest-{RUN_ID}")
         await client.aclose()
 
 
@@ -93,6 +98,12 @@ async def app(database):
     application = create_app()
     async with application.router.lifespan_context(application):
         yield application
+
+
+@pytest.fixture
+async def town() -> str:
+    """A destination of the test's own, so tests never share a draft."""
+    return f"Town{uuid.uuid4().hex[:6]}".title()
 
 
 @pytest.fixture(autouse=True)
@@ -215,7 +226,5 @@ async def make(backend: str, namespace: str) -> AsyncIterator[MakeBroker]:
         await broker.stop()
     if backend == "redis" and brokers:
         client = aioredis.from_url(BROKER_REDIS_URL, decode_responses=True)
-        keys = [key async for key in client.scan_iter(match=f"{namespace}:*")]
-        if keys:
-            await client.delete(*keys)
+        await delete_namespace(client, namespace)
         await client.aclose()

@@ -4,48 +4,18 @@ and isolation between branches."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC
 from unittest.mock import patch
 
 import pytest
 
-from tables.base import Actor
-from tables.dispatches import Dispatch, DispatchParcel
 from routes.drafts import TRANSPORT
-from tables.drafts import Draft, DraftParcel, DraftStatus, Parcel, ParcelStatus, board, parcel_rows
-from tables.people import Site, SiteRef
+from tables.dispatches import Dispatch, DispatchParcel
+from tables.drafts import Parcel, ParcelStatus, board, parcel_rows
+from tables.people import SiteRef
 from tests.conftest import soup, texts
+from tests.factories import draft_of, make_parcels, site_id, vehicle_id
 
 DRAFTS = "/s/nairobi/drafts"
-ALICE = 1  # the demo's first user: any real user id will do for the trail
-
-
-async def site_id(slug: str) -> int:
-    return (await Site.select(Site.id).where(Site.slug == slug).first())["id"]
-
-
-@pytest.fixture
-async def town() -> str:
-    """A destination of this test's own, so tests never share a draft."""
-    return f"Town{uuid.uuid4().hex[:6]}".title()
-
-
-async def make_parcels(slug: str, destination: str, count: int, weight: str = "10") -> list[dict]:
-    """Receive `count` parcels at a site (as the demo's alice would)."""
-    sid = await site_id(slug)
-    made = []
-    for _ in range(count):
-        code = f"T-{uuid.uuid4().hex[:8].upper()}"
-        parcel = await Parcel.receive(sid, Actor(ALICE, "Test"), code, destination, "Box", weight)
-        made.append({"id": parcel.id, "code": parcel.code})
-    return made
-
-
-async def vehicle_id(registration: str) -> int:
-    from tables.dispatches import Asset
-
-    return (await Asset.select(Asset.id).where(Asset.registration == registration).first())["id"]
 
 
 def draft_section(response, destination: str):
@@ -62,14 +32,6 @@ async def open_transport(client, draft_id: int):
     opened = await client.post(f"{DRAFTS}/{draft_id}/transport/open")
     assert opened.status_code == 303
     return await client.get(opened.headers["location"])
-
-
-async def draft_of(destination: str) -> dict:
-    return await (
-        Draft.select()
-        .where((Draft.destination == destination) & (Draft.status == DraftStatus.active))
-        .first()
-    )
 
 
 async def test_seed_scenario_alice_bob_charlie_build_and_finalise_one_dispatch(as_user, town):
@@ -146,52 +108,6 @@ async def test_htmx_add_answers_with_just_what_changed(as_user, town):
     assert len(added.text) < 10_000
     assert "in the " + town + " draft" in added.text
     assert alice.csrftoken not in opened.text + added.text  # nothing per user in broadcasts
-
-
-async def test_ten_concurrent_adds_by_different_people_all_land(town):
-    parcels = await make_parcels("nairobi", town, 10)
-    sid = await site_id("nairobi")
-    from datetime import timedelta
-
-    from tables.base import write_tx
-    from tables.drafts import add_parcels
-
-    async def add(i: int) -> None:
-        async with write_tx(Parcel._meta.db):
-            await add_parcels(
-                sid, [parcels[i]["id"]], Actor(ALICE, f"Dispatcher {i}"), timedelta(hours=1)
-            )
-
-    await asyncio.gather(*(add(i) for i in range(10)))
-    drafts = await Draft.select(Draft.id).where(
-        (Draft.destination == town) & (Draft.status == DraftStatus.active)
-    )
-    assert len(drafts) == 1  # one shared draft, not ten
-    assert await DraftParcel.count().where(DraftParcel.draft == drafts[0]["id"]) == 10
-    view = (await board(sid, [drafts[0]["id"]])).drafts[0]
-    assert len(view.contributors) == 10
-
-
-async def test_one_parcel_added_to_two_drafts_at_once_ends_in_exactly_one(town):
-    from datetime import timedelta
-
-    from tables.base import write_tx
-    from tables.drafts import add_parcels
-
-    sid = await site_id("nairobi")
-    (parcel,) = await make_parcels("nairobi", town, 1)
-
-    async def add(who: int):
-        async with write_tx(Parcel._meta.db):
-            return await add_parcels(
-                sid, [parcel["id"]], Actor(ALICE, f"D{who}"), timedelta(hours=1)
-            )
-
-    results = await asyncio.gather(*(add(i) for i in range(1, 6)))
-    assert sum(r.count for r in results) == 1
-    refusals = [why for r in results for _, why in r.refused]
-    assert refusals and all(why == f"is already in the {town} draft" for why in refusals)
-    assert await DraftParcel.count().where(DraftParcel.parcel == parcel["id"]) == 1
 
 
 async def test_two_concurrent_finalises_make_exactly_one_dispatch(as_user, town):
@@ -309,29 +225,6 @@ async def test_removing_a_parcel_makes_it_available_again(as_user, town):
     row = soup(page).select_one(f"#parcel-{parcels[0]['id']}")
     assert row.select_one(".badge").get_text() == "available"
     assert len(draft_section(page, town).select(".draft__parcels li")) == 1
-
-
-async def test_drafts_untouched_past_their_time_expire_and_release(town):
-    from datetime import datetime, timedelta
-
-    from tables.base import write_tx
-    from tables.drafts import add_parcels, expire_due
-
-    sid = await site_id("nairobi")
-    (parcel,) = await make_parcels("nairobi", town, 1)
-    async with write_tx(Parcel._meta.db):
-        await add_parcels(sid, [parcel["id"]], Actor(ALICE, "A"), timedelta(hours=24))
-    assert town not in [d["destination"] for d in await expire_due()]  # still fresh
-    # A day passes for this draft alone (others in the shared test database keep theirs).
-    draft = await draft_of(town)
-    await Draft.update({Draft.expires_at: datetime.now(UTC) - timedelta(minutes=1)}).where(
-        Draft.id == draft["id"]
-    )
-    expired = await expire_due()
-    assert [d["destination"] for d in expired] == [town]
-    assert await draft_of(town) is None
-    status = await Parcel.select(Parcel.status).where(Parcel.id == parcel["id"]).first()
-    assert status["status"] == ParcelStatus.available
 
 
 @pytest.mark.parametrize(

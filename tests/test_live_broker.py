@@ -20,7 +20,7 @@ from live.locks import MemoryLocks, RedisLocks
 from live.memory_broker import MemoryBroker
 from live.presence import MemoryPresence, RedisPresence
 from live.redis_broker import RedisBroker
-from tests.conftest import BROKER_REDIS_URL
+from tests.conftest import BROKER_REDIS_URL, delete_namespace
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -374,7 +374,7 @@ async def test_redis_loss_of_data_starts_a_new_epoch(
     assert await broker.healthy()
 
     # What FLUSHDB or a restart without persistence does to this namespace.
-    await admin.delete(*[key async for key in admin.scan_iter(match=f"{namespace}:*")])
+    await delete_namespace(admin, namespace)
     fresh = await broker.publish("t", "note", "ann", "<p>after the loss</p>")
 
     assert broker.epoch != old.epoch
@@ -422,6 +422,6 @@ async def test_a_stuck_render_lock_delays_a_publish_but_never_drops_it(namespace
         assert event.html == "<p>still sent</p>"
         assert await other.get(f"{namespace}:serial:t") == b"someone-else"  # not ours to free
     finally:
-        await other.delete(*[k async for k in other.scan_iter(match=f"{namespace}:*")])
+        await delete_namespace(other, namespace)
         await other.aclose()
         await broker.stop()

@@ -19,6 +19,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from live.locks import LockHeld, LockInfo, LockStore, MemoryLocks, RedisLocks
+from tests.conftest import delete_namespace
 
 # tests/conftest.py rewrites REDIS_URL for the app under test (and drops it in SQLite
 # mode), so the suite-wide TEST_REDIS_URL comes first.
@@ -30,12 +31,6 @@ MARGIN = 0.15
 KEY = "site:3:draft:17"
 
 Stores = tuple[LockStore, LockStore]
-
-
-async def delete_namespace(client: aioredis.Redis, namespace: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -170,6 +165,23 @@ async def test_holders_lists_only_matching_live_locks(locks: LockStore) -> None:
     assert await locks.holders("site:9:") == {}
     everything = await locks.holders("")
     assert everything == wanted | {info.key: info for info in others}
+
+
+async def test_a_lapsed_lock_is_reported_once_whoever_asks(stores: Stores) -> None:
+    """A holder that vanished: one process (of two asking) learns of it and clears the
+    badge; released and broken locks are not lapses (their badge was cleared then)."""
+    first, second = stores
+    await first.acquire("lapse:3:1", 1, "Vanished", ttl=SHORT_TTL)
+    kept = await first.acquire("lapse:3:2", 2, "Released", ttl=SHORT_TTL)
+    await first.acquire("lapse:3:3", 3, "Broken", ttl=SHORT_TTL)
+    await first.acquire("lapse:3:4", 4, "Still here", ttl=30)
+    await first.release("lapse:3:2", kept.token)
+    await second.break_lock("lapse:3:3")
+    assert await first.lapsed() == [] and await second.lapsed() == []  # nothing ran out yet
+    await asyncio.sleep(SHORT_TTL + MARGIN)
+    reports = await asyncio.gather(first.lapsed(), second.lapsed(), first.lapsed())
+    assert sorted(key for report in reports for key in report) == ["lapse:3:1"]
+    assert await first.holders("lapse:") == {"lapse:3:4": await first.holder("lapse:3:4")}
 
 
 async def test_lock_held_message_names_the_holder_and_when_it_frees_up() -> None:

@@ -22,6 +22,7 @@ from live.presence import (
     RedisPresence,
     Viewer,
 )
+from tests.conftest import delete_namespace
 
 # tests/conftest.py rewrites REDIS_URL for the app under test (and drops it in SQLite
 # mode), so the suite-wide TEST_REDIS_URL comes first.
@@ -40,12 +41,6 @@ BOB = Viewer.for_user(2, "bob", "Bob Wilson")
 
 def conn() -> str:
     return uuid4().hex
-
-
-async def delete_namespace(client: aioredis.Redis, namespace: str) -> None:
-    keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]
-    if keys:
-        await client.delete(*keys)
 
 
 @pytest.fixture(params=["memory", "redis"])

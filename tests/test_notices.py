@@ -131,7 +131,9 @@ async def test_too_long_a_notice_is_sent_back_with_422_and_kept(as_user, unlocke
     fields = editor_fields(await open_editor(alice))
     response = await alice.post(SAVE, {**fields, "text": "x" * 1001})
     assert response.status_code == 422
-    assert texts(response, ".field__error") == ["The notice is too long (at most 1,000 characters)."]
+    assert texts(response, ".field__error") == [
+        "The notice is too long (at most 1,000 characters)."
+    ]
     assert len(soup(response).select_one("textarea").get_text()) == 1001
     assert await notice_text(unlocked_notice) == ""
 
