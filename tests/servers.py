@@ -551,3 +551,29 @@ class SSEReader:
                 event = value
             elif name == "retry" and value.isdigit():
                 self.retry = int(value)
+
+
+class Tabs:
+    """Open streams of one test (each an `SSEReader`), closed at its end."""
+
+    def __init__(self) -> None:
+        self.readers: list[SSEReader] = []
+
+    async def open_path(
+        self,
+        client: httpx.AsyncClient,
+        server: Server,
+        path: str,
+        *,
+        last_event_id: str | None = None,
+        name: str = "",
+        timeout: float = 15.0,  # noqa: ASYNC109
+    ) -> SSEReader:
+        headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
+        reader = SSEReader(client, server.url + path, headers=headers, name=name or path)
+        self.readers.append(reader)
+        return await reader.open(timeout=timeout)
+
+    async def close_all(self) -> None:
+        for reader in self.readers:
+            await reader.close()

@@ -34,6 +34,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from tests import servers
 from tests.conftest import ENGINE, PG_ADMIN_DSN, TEST_REDIS_URL
 from tests.servers import (
     ROOT,
@@ -273,12 +274,7 @@ def epoch_of(event_id: str) -> str:
     return event_id.split(".", 2)[1]
 
 
-class Tabs:
-    """Open streams of one test, closed at its end."""
-
-    def __init__(self) -> None:
-        self.readers: list[SSEReader] = []
-
+class Tabs(servers.Tabs):
     async def open(
         self,
         client: httpx.AsyncClient,
@@ -288,14 +284,9 @@ class Tabs:
         last_event_id: str | None = None,
         name: str = "",
     ) -> SSEReader:
-        headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-        reader = SSEReader(client, server.url + path, headers=headers, name=name or path)
-        self.readers.append(reader)
-        return await reader.open(timeout=WAIT)
-
-    async def close_all(self) -> None:
-        for reader in self.readers:
-            await reader.close()
+        return await self.open_path(
+            client, server, path, last_event_id=last_event_id, name=name, timeout=WAIT
+        )
 
 
 @pytest.fixture

@@ -26,6 +26,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
+from tests import servers
 from tests.conftest import ENGINE, PG_ADMIN_DSN
 from tests.servers import (
     RedisServer,
@@ -195,12 +196,7 @@ async def users(server_a: Server) -> AsyncIterator[dict[str, httpx.AsyncClient]]
         await client.aclose()
 
 
-class Tabs:
-    """Open streams of one test, closed at its end."""
-
-    def __init__(self) -> None:
-        self.readers: list[SSEReader] = []
-
+class Tabs(servers.Tabs):
     async def open(
         self,
         client: httpx.AsyncClient,
@@ -213,16 +209,8 @@ class Tabs:
         """A viewer: by default the site home's own stream URL (its page cursor, its conn)."""
         if path is None:
             path = (await load_page(client, server)).stream_path
-        headers = {"Last-Event-ID": last_event_id} if last_event_id is not None else {}
-        reader = SSEReader(
-            client, server.url + path, headers=headers, name=name or f"viewer on {server.name}"
-        )
-        self.readers.append(reader)
-        return await reader.open()
-
-    async def close_all(self) -> None:
-        for reader in self.readers:
-            await reader.close()
+        name = name or f"viewer on {server.name}"
+        return await self.open_path(client, server, path, last_event_id=last_event_id, name=name)
 
 
 @pytest.fixture
