@@ -28,6 +28,7 @@ from tables.base import DomainError, InvalidInput, write_tx
 from tables.drafts import (
     AlreadyFinalised,
     Parcel,
+    ParcelView,
     add_code,
     add_parcels,
     board,
@@ -53,41 +54,38 @@ def ttl(settings: Settings) -> timedelta:
 async def render_drafts(view: Render) -> str:
     """What changed on the drafts page, for every viewer: draft items, parcel rows (new
     ones upserted in their place), the whole list when a draft opened or closed."""
+    return await drafts_html(view) + await parcels_html(view)
+
+
+async def drafts_html(view: Render) -> str:
     site, change = view.site, view.change
-    editors = await view.editing(TRANSPORT.prefix(site))
-    html: list[str] = []
-    if change.redraws("drafts") or change.ids("draft"):
-        only = None if change.redraws("drafts") else change.ids("draft")
-        drafts = (await board(site.id, only)).drafts
-        context = {"site": site, "editors": editors}
-        if only is None:
-            html.append(
-                partial("drafts", render_fragment("drafts/_drafts.html", drafts=drafts, **context))
-            )
-        for d in drafts if only is not None else ():
-            html.append(
-                partial(f"draft-{d.id}", render_fragment("drafts/_draft.html", draft=d, **context))
-            )
+    if not (change.redraws("drafts") or change.ids("draft")):
+        return ""
+    context = {"site": site, "editors": await view.editing(TRANSPORT.prefix(site))}
+    if change.redraws("drafts"):
+        drafts = (await board(site.id)).drafts
+        return partial("drafts", render_fragment("drafts/_drafts.html", drafts=drafts, **context))
+    return "".join(
+        partial(f"draft-{d.id}", render_fragment("drafts/_draft.html", draft=d, **context))
+        for d in (await board(site.id, change.ids("draft"))).drafts
+    )
+
+
+async def parcels_html(view: Render) -> str:
+    site, change = view.site, view.change
     if change.redraws("parcels"):
         rows = await parcel_rows(site.id)
-        html.append(
-            partial("parcels", render_fragment("drafts/_parcels.html", site=site, parcels=rows))
-        )
-        return "".join(html)
-    rows = await parcel_rows(site.id, change.ids("parcel") + change.new("parcel"))
-    for p in (p for p in rows if p.id in set(change.ids("parcel"))):
-        html.append(
-            partial(f"parcel-{p.id}", render_fragment("drafts/_parcel_row.html", p=p, site=site))
-        )
-    new = "".join(
-        render_fragment("drafts/_parcel_row.html", p=p, site=site)
-        for p in rows
-        if p.id in set(change.new("parcel"))
-    )
-    if new:
-        html.append(upsert("parcel-rows", new, key="data-key") + delete("parcels-empty"))
-    html.append(deletions(change, "parcel"))
-    return "".join(html)
+        return partial("parcels", render_fragment("drafts/_parcels.html", site=site, parcels=rows))
+    changed, new = set(change.ids("parcel")), set(change.new("parcel")) - set(change.ids("parcel"))
+    rows = await parcel_rows(site.id, sorted(changed | new))
+
+    def row(p: ParcelView) -> str:
+        return render_fragment("drafts/_parcel_row.html", p=p, site=site)
+
+    html = "".join(partial(f"parcel-{p.id}", row(p)) for p in rows if p.id in changed)
+    if inserted := "".join(row(p) for p in rows if p.id in new):
+        html += upsert("parcel-rows", inserted, key="data-key") + delete("parcels-empty")
+    return html + deletions(change, "parcel")
 
 
 DRAFTS = LiveArea(
@@ -240,11 +238,16 @@ async def draft_finalise(request: Request) -> Response:
         return await finalised_already(request, late)
     except DomainError as problem:
         return await DRAFTS.refuse(request, "parcels", problem)
-    number, manifest = (
-        dispatch["number"],
-        path_for("dispatch_manifest", site=site.slug, dispatch=dispatch["id"]),
-    )
-    news = f"{site.display_name} finalised {dispatch['destination']} → {number}"
+    await announce_finalised(request, dispatch)
+    context = {"by": site.display_name, "number": dispatch["number"], "mine": True}
+    return render(request, "drafts/finalised.html", {**context, "dispatch_id": dispatch["id"]})
+
+
+async def announce_finalised(request: Request, dispatch: dict) -> None:
+    """The draft leaves every screen, and everyone is told who finalised it into what."""
+    site = site_of(request)
+    manifest = path_for("dispatch_manifest", site=site.slug, dispatch=dispatch["id"])
+    news = f"{site.display_name} finalised {dispatch['destination']} → {dispatch['number']}"
     change = Change(gone={"parcel": dispatch["parcel_ids"]}, whole={"drafts"})
     await DRAFTS.publish(
         services(request),
@@ -255,13 +258,6 @@ async def draft_finalise(request: Request) -> Response:
         actor=site.username,
         extra=lambda: announcement(news, site.username, manifest),
     )
-    context = {
-        "by": site.display_name,
-        "number": number,
-        "dispatch_id": dispatch["id"],
-        "mine": True,
-    }
-    return render(request, "drafts/finalised.html", context)
 
 
 async def announcement(text: str, username: str, link: str) -> str:

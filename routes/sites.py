@@ -20,7 +20,7 @@ from routes.live import Change, Forms, FormSpec, LiveArea, Render
 from routes.notices import load_notice, notice_context, notice_region, save_notice
 from tables.activity import Activity
 from tables.base import write_tx
-from tables.people import Membership, display_name, sites_of
+from tables.people import members_of, sites_of
 
 NOTE_MAX = 280
 
@@ -68,20 +68,7 @@ async def home(request: Request) -> Response:
 async def site_home(request: Request, forms: Forms | None = None) -> Response:
     access = site_of(request)
     site = access.ref
-    members = await (
-        Membership.select(
-            Membership.user.username.as_alias("username"),
-            Membership.user.first_name.as_alias("first"),
-            Membership.user.last_name.as_alias("last"),
-            Membership.role,
-        )
-        .where(Membership.site == access.site_id)
-        .order_by(Membership.user.username)
-    )
-    people = [
-        {"name": display_name(m["first"], m["last"], m["username"]), "role": m["role"]}
-        for m in members
-    ]
+    people = await members_of(site.id)
     holder = await services(request).locks.holder(NOTICE.key(site, {}))
     context = {
         "areas": AREAS,

@@ -160,6 +160,24 @@ async def site_access(slug: str, user_id: int) -> SiteAccess | None:
     )
 
 
+async def members_of(site_id: int) -> list[dict[str, str]]:
+    """The site's people with their role, for the site home: name, role."""
+    rows = await (
+        Membership.select(
+            Membership.user.username.as_alias("username"),
+            Membership.user.first_name.as_alias("first"),
+            Membership.user.last_name.as_alias("last"),
+            Membership.role,
+        )
+        .where(Membership.site == site_id)
+        .order_by(Membership.user.username)
+    )
+    return [
+        {"name": display_name(r["first"], r["last"], r["username"]), "role": r["role"]}
+        for r in rows
+    ]
+
+
 async def sites_of(user_id: int) -> list[dict]:
     """The sites a user belongs to, for the site switcher: slug, name, role, organisation."""
     return await (

@@ -7,6 +7,7 @@ import asyncio
 from unittest.mock import patch
 
 import pytest
+from piccolo.engine import engine_finder
 
 from routes.drafts import TRANSPORT
 from tables.dispatches import Dispatch, DispatchParcel
@@ -346,8 +347,6 @@ async def test_outsiders_get_404_on_every_page_stream_and_action(as_user, userna
 
 async def test_the_drafts_page_reads_in_a_fixed_number_of_queries(as_user):
     """No N+1: the same count of queries with 1 draft or 20."""
-    from piccolo.engine import engine_finder
-
     sid = await site_id("nairobi")
     db = engine_finder()
     counted: list[str] = []
