@@ -18,7 +18,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from routes.access import site_of
-from routes.common import AREAS, Area, Services, is_htmx, path_for, render, services
+from routes.common import AREAS, Area, Services, path_for, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saving
 from routes.forms import read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
@@ -273,7 +273,7 @@ async def finalised_already(request: Request, late: AlreadyFinalised) -> Respons
     """Not an error: someone was quicker (or this was a double tap). Say who, and where
     the parcels went; once."""
     mine = late.by == site_of(request).display_name
-    if is_htmx(request) and not mine:
+    if wants_fragment(request) and not mine:
         return HTMLResponse(toast(str(late)))
     return render(request, "drafts/finalised.html", {**vars(late), "mine": mine})
 

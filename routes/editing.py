@@ -302,12 +302,14 @@ class LockEditor:
 
     async def cancel(self, request: Request) -> Response:
         site, params = site_of(request).ref, self._params(request)
-        token = (await read_form(request)).raw("token")[:64]
-        svc = services(request)
+        form = await read_form(request)
+        token, svc = form.raw("token")[:64], services(request)
         if token and await svc.locks.release(self.key(site, params), token):
             await self.announce(
                 svc, site, params, kind=f"{self.name}.unlock", actor=site_of(request).username
             )
+        if form.raw("beacon"):  # the page is being left: nothing to show it
+            return Response(status_code=204)
         return redirect(request, self.back(site, params))
 
     async def take_over(self, request: Request) -> Response:

@@ -50,7 +50,7 @@ from live.locks import LockStore
 from live.presence import Viewer
 from routes.access import site_of
 from routes.activity import publish_activity
-from routes.common import Services, is_htmx, path_for, redirect, services, templates
+from routes.common import Services, path_for, redirect, services, templates, wants_fragment
 from routes.forms import FormErrors
 from routes.fragments import delete, partial, render_fragment, toast
 from routes.security import APP_CSP
@@ -279,7 +279,9 @@ class LiveArea:
         cursor = await hub.cursor([topic])
         conn = secrets.token_urlsafe(12)
         base = path_of(f"{self.name}_live", site, params)
-        status_query = urlencode({"cursor": cursor, "page": request.url.path})
+        # A refused plain post renders the page at the action's address: refresh the page.
+        page = request.url.path if request.method == "GET" else self.url(site, params)
+        status_query = urlencode({"cursor": cursor, "page": page})
         return LiveView(
             stream_url=f"{base}?{urlencode({'cursor': cursor, 'conn': conn})}",
             beat_url=f"{base}/beat?conn={conn}",
@@ -414,7 +416,7 @@ class LiveArea:
         html = await self.publish(
             services(request), site, params, change, kind=kind, actor=site_of(request).username
         )
-        if is_htmx(request):
+        if wants_fragment(request):  # an in-page htmx post; a boosted form navigates
             html += "".join(self.form_html(request, name, FormState()) for name in reset)
             return HTMLResponse(html + (toast(notice) if notice else ""))
         url = back or self.url(site, params) + (f"#{anchor}" if anchor else "")
@@ -444,7 +446,7 @@ class LiveArea:
         that form's messages and values — both 422."""
         spec = self.forms[form]
         state = FormState(errors_of(problem, spec.field), dict(values or {}))
-        if is_htmx(request):
+        if wants_fragment(request):
             html = self.form_html(request, form, state)
             if not html:
                 html = toast(next(iter(state.errors.values()), "That did not work."), "error")

@@ -27,6 +27,15 @@ document.documentElement.classList.add("js");
   };
   window.floorboard = { toast, csrfToken };
 
+  // htmx parses a boosted page with scripting off, so its <noscript> children come in as
+  // real elements: the no-JavaScript status frame would load (and refresh itself every
+  // 15 s) hidden in every page reached by a boosted link. Drop them before the swap.
+  document.addEventListener("htmx:before:swap", (e) => {
+    for (const task of e.detail?.tasks || []) {
+      for (const el of task.fragment?.querySelectorAll?.("noscript") || []) el.remove();
+    }
+  });
+
   // Answers htmx does not swap (403, 5xx, network failures) still tell the user something.
   // The page's own stream and polls (source #live) report through #live-status instead.
   const fromLive = (e) => e.target instanceof Element && e.target.id === "live";
@@ -221,6 +230,9 @@ document.documentElement.classList.add("js");
     const editor = document.getElementById("editor");
     const badge = editor && document.getElementById(editor.dataset.lock);
     if (!editor || !badge) return;
+    // Lost stays lost: `lose` itself clears data-mine and removes the keeper (a change
+    // the observer sees), which must not turn "lost" into "held" with no message.
+    if (editor.dataset.lockState === "lost") return;
     const me = document.body.dataset.meId;
     const holder = badge.dataset.holderId;
     let state = editor.dataset.lockState;
@@ -244,6 +256,7 @@ document.documentElement.classList.add("js");
     const body = new FormData();
     body.append("token", el.dataset.token);
     body.append("csrftoken", csrfToken());
+    body.append("beacon", "1"); // answered 204: nothing to render for a page being left
     navigator.sendBeacon(el.dataset.releaseUrl, body);
   };
   const watch = () => {
@@ -276,13 +289,21 @@ document.documentElement.classList.add("js");
 })();
 
 // ---- the drafts page: "3 ticked · Add" stays in reach at the bottom of the screen --------
+// The count follows the ticks: the user's own, and rows that a swap took away (their own
+// add, someone else's change arriving live, a morph of the whole list).
 (() => {
   "use strict";
+  const recount = () => {
+    for (const count of document.querySelectorAll("[data-ticked-count]")) {
+      const form = count.closest("form");
+      const n = form ? form.querySelectorAll('input[type="checkbox"]:checked').length : 0;
+      const text = n ? `${n} ticked` : "";
+      if (count.textContent !== text) count.textContent = text;
+    }
+  };
   document.addEventListener("change", (e) => {
-    const form = e.target instanceof HTMLInputElement && e.target.type === "checkbox" && e.target.form;
-    const count = form && form.querySelector("[data-ticked-count]");
-    if (!count) return;
-    const n = form.querySelectorAll('input[type="checkbox"]:checked').length;
-    count.textContent = n ? `${n} ticked` : "";
+    if (e.target instanceof HTMLInputElement && e.target.type === "checkbox") recount();
   });
+  document.addEventListener("htmx:after:swap", recount);
+  document.addEventListener("htmx:after:settle", recount);
 })();

@@ -96,7 +96,7 @@ async def test_htmx_add_answers_with_just_what_changed(as_user, town):
     whole page (which with hundreds of parcels would go to every viewer on every add)."""
     first, second = await make_parcels("nairobi", town, 2)
     alice = await as_user("alice")
-    headers = {"HX-Request": "true", "X-CSRFToken": alice.csrftoken}
+    headers = {"HX-Request": "true", "HX-Request-Type": "partial", "X-CSRFToken": alice.csrftoken}
     opened = await alice.http.post(f"{DRAFTS}/add", data={"parcel": [first["id"]]}, headers=headers)
     assert opened.status_code == 200
     targets = [p["hx-target"] for p in soup(opened).select("hx-partial")]
@@ -150,7 +150,7 @@ async def test_htmx_second_finaliser_gets_news_not_an_error(as_user, town):
     await alice.post(f"{DRAFTS}/{draft['id']}/finalise")
     late = await bob.http.post(
         f"{DRAFTS}/{draft['id']}/finalise",
-        headers={"HX-Request": "true", "X-CSRFToken": bob.csrftoken},
+        headers={"HX-Request": "true", "HX-Request-Type": "partial", "X-CSRFToken": bob.csrftoken},
     )
     assert late.status_code == 200
     assert "Finalised by Alice Wanjiru → D-" in late.text
@@ -404,7 +404,7 @@ async def test_what_people_typed_comes_back_as_text_never_markup(as_user):
     sneaky = '<i class="inj">x</i>'
     (parcel,) = await make_parcels("nairobi", sneaky, 1)
     alice = await as_user("alice")
-    headers = {"HX-Request": "true", "X-CSRFToken": alice.csrftoken}
+    headers = {"HX-Request": "true", "HX-Request-Type": "partial", "X-CSRFToken": alice.csrftoken}
     added = await alice.http.post(f"{DRAFTS}/add", data={"parcel": [parcel["id"]]}, headers=headers)
     draft = await draft_of(sneaky.title())
     await alice.post(f"{DRAFTS}/{draft['id']}/clear")

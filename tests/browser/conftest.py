@@ -12,6 +12,12 @@ Fixtures and helpers (sync Playwright API; never mark these tests `async`):
 - `new_user_page` (factory): `new_user_page("alice", password="demo", **context_kwargs)` gives
   a Page, signed in, in its own BrowserContext (`page.context`); several users side by side.
 - `no_js_page`: a Page (not signed in) in a context with JavaScript disabled.
+- `users` (factory, pages.UserPages): `users("alice")` -> a DraftsPage signed in on
+  /s/nairobi/drafts in its own 1024x768 touch context, streaming, watched for problems.
+- `scratch`: unique towns and parcel codes for one test, set up over plain HTTP (`SiteClient`,
+  no browser: receive, add, vehicle and driver), and tidied away after the test — its
+  parcels are added to their drafts and those drafts finalised (or cleared), so nothing it
+  made is left for the next test.
 - `sign_in(page, base_url, username, password="demo", next_path=None)` and `SignIn(page,
   base_url)`: the sign-in page object.
 - `PageProblems.watch(page, ignore=…, allow_csp=…)`: collects console errors, uncaught page
@@ -26,8 +32,10 @@ fixtures of tests/conftest.py are replaced by no-ops here.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import time
@@ -38,6 +46,7 @@ from typing import IO, Any
 
 import httpx
 import pytest
+from bs4 import BeautifulSoup
 from playwright.sync_api import ConsoleMessage, Error, Page
 
 from tests.servers import free_port, port_is_taken
@@ -413,10 +422,193 @@ def no_js_page(new_context: Callable[..., Any]) -> Page:
     return new_context(java_script_enabled=False).new_page()
 
 
+@pytest.fixture
+def users(new_context: Callable[..., Any], base_url: str) -> Any:
+    from tests.browser.pages import UserPages  # pages.py imports this module
+
+    return UserPages(new_context, base_url)
+
+
+# --- set-up and tidying over plain HTTP ------------------------------------------------------
+
+
+class SiteClient:
+    """A user signed in over plain HTTP (no browser, no JavaScript): plain form posts with
+    the CSRF field, answered 303 (Post/Redirect/Get) or 4xx with the page."""
+
+    def __init__(self, base_url: str, username: str, password: str = "demo") -> None:
+        self.username = username
+        self.http = httpx.Client(base_url=base_url, follow_redirects=False, timeout=20)
+        self.http.get("/login")
+        answer = self.post("/login", {"username": username, "password": password, "next": "/"})
+        assert answer.status_code == 303, f"{username} could not sign in: {answer.status_code}"
+
+    @property
+    def token(self) -> str:
+        return self.http.cookies.get("csrftoken") or ""
+
+    def post(self, path: str, data: dict[str, Any] | None = None) -> httpx.Response:
+        return self.http.post(path, data={**(data or {}), "csrftoken": self.token})
+
+    def get(self, path: str) -> BeautifulSoup:
+        answer = self.http.get(path)
+        assert answer.status_code == 200, f"GET {path}: {answer.status_code}"
+        return BeautifulSoup(answer.text, "html.parser")
+
+    def close(self) -> None:
+        self.http.close()
+
+
+class Scratch:
+    """What one test makes at Nairobi: towns and parcel codes nobody else uses, so a test
+    works on drafts of its own; everything is tidied away by `tidy` after the test."""
+
+    DRAFTS = "/s/nairobi/drafts"
+
+    def __init__(self, base_url: str) -> None:
+        self.base_url = base_url
+        self.towns: list[str] = []
+        self.codes: list[str] = []
+        self._clients: dict[str, SiteClient] = {}
+
+    def client(self, username: str = "admin") -> SiteClient:
+        if username not in self._clients:
+            self._clients[username] = SiteClient(self.base_url, username)
+        return self._clients[username]
+
+    @staticmethod
+    def letters(n: int) -> str:
+        return "".join(random.choices(string.ascii_lowercase, k=n))
+
+    def town(self, name: str = "Testtown") -> str:
+        """A destination of this test's own, spelled as the app stores it (title case)."""
+        town = " ".join(f"{name} {self.letters(6)}".split()).title()
+        self.towns.append(town)
+        return town
+
+    def long_town(self, length: int, *, spaces: bool) -> str:
+        """A destination exactly `length` characters long: words of 7 letters, or one word."""
+        if spaces:
+            text = ""
+            while len(text) < length:
+                text += self.letters(7) + " "
+            text = text[:length]
+            text = text[:-1] + self.letters(1) if text.endswith(" ") else text
+        else:
+            text = self.letters(length)
+        town = " ".join(text.split()).title()
+        assert len(town) == length, town
+        self.towns.append(town)
+        return town
+
+    def code(self) -> str:
+        code = "T-" + "".join(random.choices(string.ascii_uppercase + string.digits, k=8))
+        self.codes.append(code)
+        return code
+
+    def receive(self, town: str, n: int = 1, kg: str = "2.5", by: str = "admin") -> list[str]:
+        """Receive `n` parcels for `town`; their codes."""
+        codes = []
+        for i in range(n):
+            code = self.code()
+            answer = self.client(by).post(
+                f"{self.DRAFTS}/parcels",
+                {"code": code, "destination": town, "description": f"box {i + 1}", "weight": kg},
+            )
+            assert answer.status_code == 303, f"receiving {code}: {answer.status_code}"
+            codes.append(code)
+        return codes
+
+    def add(self, *codes: str, by: str = "admin") -> None:
+        """Add parcels by code (the scan box), each to its destination's draft."""
+        for code in codes:
+            answer = self.client(by).post(f"{self.DRAFTS}/scan", {"code": code})
+            assert answer.status_code == 303, f"adding {code}: {answer.status_code}"
+
+    def draft_id(self, town: str, by: str = "admin") -> int | None:
+        page = self.client(by).get(self.DRAFTS)
+        for item in page.select("#drafts details.draft"):
+            if item.get("data-destination") == town:
+                return int(str(item["id"]).removeprefix("draft-"))
+        return None
+
+    def set_transport(
+        self, town: str, vehicle: str = "KCC 789C", driver: str = "Grace Njeri", by: str = "admin"
+    ) -> None:
+        """Vehicle and driver through the editor: take the lock, save (which lets it go)."""
+        client, draft = self.client(by), self.draft_id(town, by)
+        assert draft is not None, f"no {town} draft"
+        editor = f"{self.DRAFTS}/{draft}/transport"
+        assert client.post(f"{editor}/open").status_code == 303
+        form = client.get(editor).select_one("#editor form.editor__form")
+        assert form is not None
+        fields = {
+            str(i["name"]): str(i.get("value", "")) for i in form.select("input[type=hidden]")
+        }
+        option = next(
+            o for o in form.select("#t-vehicle option") if o.get_text().strip().startswith(vehicle)
+        )
+        fields.update(vehicle=str(option["value"]), driver=driver)
+        fields.pop("csrftoken", None)
+        answer = client.post(editor, fields)
+        assert answer.status_code == 303, f"saving {town}'s vehicle: {answer.status_code}"
+
+    def tidy(self) -> None:
+        """Parcels this test received go into their drafts, and this test's drafts are
+        finalised (their parcels leave the table), or cleared if that is refused."""
+        if not self.towns and not self.codes:
+            return
+        admin = self.client("admin")
+        page = admin.get(self.DRAFTS)
+        for row in page.select("#parcel-rows tr.parcel"):
+            code = row.select_one(".code")
+            if code and code.get_text().strip() in self.codes and row.select_one("input"):
+                admin.post(f"{self.DRAFTS}/scan", {"code": code.get_text().strip()})
+        for town in self.towns:
+            draft = self.draft_id(town)
+            if draft is None:
+                continue
+            admin.post(f"{self.DRAFTS}/{draft}/transport/break")  # whoever still holds it
+            try:
+                self.set_transport(town, driver="Tidy Up")  # saving lets the lock go
+                finalised = admin.post(f"{self.DRAFTS}/{draft}/finalise").status_code == 200
+            except AssertionError:
+                finalised = False
+                self.release(draft)
+            if not finalised or self.draft_id(town) is not None:
+                admin.post(f"{self.DRAFTS}/{draft}/clear")
+
+    def release(self, draft: int) -> None:
+        """Let go of the admin's lock on a draft's editor (the token is on its page)."""
+        editor = f"{self.DRAFTS}/{draft}/transport"
+        try:
+            token = self.client("admin").get(editor).select_one("input[name=token]")
+        except AssertionError:
+            return
+        if token is not None and token.get("value"):
+            self.client("admin").post(f"{editor}/cancel", {"token": token["value"]})
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+
+
+@pytest.fixture
+def scratch(base_url: str) -> Iterator[Scratch]:
+    made = Scratch(base_url)
+    try:
+        yield made
+        made.tidy()
+    finally:
+        made.close()
+
+
 __all__ = [
     "LiveServer",
     "PageProblems",
+    "Scratch",
     "SignIn",
+    "SiteClient",
     "describe",
     "free_port",
     "is_missing_favicon",

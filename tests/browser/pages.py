@@ -1,8 +1,31 @@
-"""Page objects for the live pages (sync Playwright)."""
+"""Page objects for the live pages (sync Playwright).
+
+- `SiteHome` (/s/{site}/) and `NoticeEditor` (/s/{site}/notice);
+- `DraftsPage`, `DraftItem` (one draft in the accordion), `TransportPage` (a draft's vehicle
+  and driver), `FinalisePage` (the confirmation page) on /s/nairobi/drafts;
+- `LockEditorPage`: what every soft-locked editor has (`#editor.editor`, its
+  `data-lock-state` mine | held | free | lost, the live `.lock-state` line, Save, Cancel/Back,
+  "Start editing", "Take over from X");
+- `UserPages`: several signed-in users side by side, each on the drafts page.
+"""
 
 from __future__ import annotations
 
-from playwright.sync_api import Locator, Page
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from playwright.sync_api import Error, Locator, Page, expect
+
+from tests.browser.conftest import PageProblems, describe, is_missing_favicon, sign_in
+
+LIVE = 2000  # ms: SPEC §4/§5.1, a change reaches every viewer within 2 s
+DRAFTS = "/s/nairobi/drafts"
+DRAFTS_URL = re.compile(r"/s/nairobi/drafts/?(#.*)?$")
+TABLET: dict[str, Any] = {"viewport": {"width": 1024, "height": 768}, "has_touch": True}
+ALICE, BOB, CHARLIE, ADA = "Alice Wanjiru", "Bob Wilson", "Charlie Smith", "Ada Manager"
 
 # Every state change of #live-status, recorded in the page itself: a Python call that blocks
 # (a server restart) cannot watch the pill, but can read what it showed afterwards.
@@ -14,6 +37,39 @@ RECORD_PILL_JS = """() => {
     if (window.__pill[window.__pill.length - 1] !== s) window.__pill.push(s);
   }).observe(pill, { attributes: true, attributeFilter: ["data-state"] });
 }"""
+
+# Every toast ever shown in #toasts (they remove themselves after 6 s).
+RECORD_TOASTS_JS = """() => {
+  const box = document.getElementById("toasts");
+  window.__toasts = [];
+  new MutationObserver((changes) => {
+    for (const c of changes) for (const n of c.addedNodes)
+      if (n.nodeType === 1) window.__toasts.push(n.textContent.trim());
+  }).observe(box, { childList: true });
+}"""
+
+
+def location(page: Page) -> str:
+    """Where the page is. Not `page.url`: Playwright misses a history.pushState to a URL with
+    a #fragment (htmx's boosted answers land on `/s/nairobi/drafts#draft-7`)."""
+    return page.evaluate("location.href")
+
+
+def expect_location(page: Page, pattern: re.Pattern[str], timeout: float = 5000) -> None:
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            href = location(page)
+        except Error:  # between two documents
+            href = ""
+        if pattern.search(href):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"expected the page at {pattern.pattern}, it is at {href}")
+        page.wait_for_timeout(100)
+
+
+# --- the site home -----------------------------------------------------------------------
 
 
 class SiteHome:
@@ -33,6 +89,9 @@ class SiteHome:
         self.post_button = page.get_by_role("button", name="Post note")
         self.notice = page.locator("#notice")
         self.lock_badge = page.locator("#notice .notice__lock")
+        self.edit_notice_button = self.notice.get_by_role("button", name="Edit notice")
+        self.open_notice_link = self.notice.get_by_role("link", name="Open notice")
+        self.live_frame = page.locator("iframe.live-frame")
 
     def open(self) -> SiteHome:
         self.page.goto(self.path)
@@ -45,7 +104,7 @@ class SiteHome:
     def toast(self, text: str) -> Locator:
         return self.toasts.locator(".toast", has_text=text)
 
-    def line(self, text: str) -> Locator:
+    def line(self, text: str | re.Pattern[str]) -> Locator:
         """Activity lines containing `text`."""
         return self.activity_lines.filter(has_text=text)
 
@@ -61,18 +120,314 @@ class SiteHome:
         return self.page.evaluate("window.__pill")
 
 
-class NoticeEditor:
-    """/s/{site}/notice/edit: the notice under a soft lock."""
+# --- soft-locked editors -----------------------------------------------------------------
+
+
+class LockEditorPage:
+    """`#editor.editor`: the kit's soft-locked editor (templates/_macros.html lock_editor)."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.root = page.locator("#editor")
+        self.lock_state = self.root.locator(".lock-state")  # "Being edited by X until …"
+        self.fields = self.root.locator(".editor__fields")
+        self.save_button = self.root.get_by_role("button", name="Save", exact=True)
+        self.cancel_button = self.root.get_by_role("button", name="Cancel", exact=True)
+        self.back_button = self.root.get_by_role("button", name="Back", exact=True)
+        self.start_button = self.root.get_by_role("button", name="Start editing")
+        self.held_note = self.root.locator(".editor__held")
+        self.lost_alert = self.root.locator(".editor__lost")
+        self.keeper = page.locator("#lock-keeper")
+
+    def take_over_button(self, holder: str) -> Locator:
+        return self.root.get_by_role("button", name=f"Take over from {holder}")
+
+    def expect_state(self, state: str, timeout: float = 5000) -> None:
+        expect(self.root).to_have_attribute("data-lock-state", state, timeout=timeout)
+
+    def form_fields(self) -> dict[str, str]:
+        """The editor form's fields as this page would post them (token, version, values)."""
+        return self.root.locator("form.editor__form").evaluate(
+            """(form) => {
+              const out = {};
+              for (const el of form.elements) if (el.name) out[el.name] = el.value;
+              return out;
+            }"""
+        )
+
+
+class NoticeEditor(LockEditorPage):
+    """/s/{site}/notice: the site notice under a soft lock. It is opened by the site home's
+    "Edit notice" button (a POST that takes the lock), or looked at by "Open notice"."""
 
     def __init__(self, page: Page, site: str = "nairobi") -> None:
-        self.page = page
-        self.path = f"/s/{site}/notice/edit"
+        super().__init__(page)
+        self.path = f"/s/{site}/notice"
         self.text = page.locator("#f-text")
-        self.save_button = page.get_by_role("button", name="Save notice")
-        self.cancel_button = page.locator("#notice-editor").get_by_role("button", name="Cancel")
-        self.back_button = page.locator("#notice-editor").get_by_role("button", name="Back")
-        self.held_alert = page.locator("#notice-editor .alert--warn")
 
-    def open(self) -> NoticeEditor:
-        self.page.goto(self.path)
+    def open_from(self, home: SiteHome) -> NoticeEditor:
+        """Press "Edit notice" on the site home: the lock is taken, the editor is mine."""
+        home.edit_notice_button.click()
+        self.expect_state("mine")
         return self
+
+
+class TransportPage(LockEditorPage):
+    """/s/nairobi/drafts/{id}/transport: a draft's vehicle and driver, under a soft lock."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.vehicle = page.locator("#t-vehicle")
+        self.driver = page.locator("#t-driver")
+        self.all_drafts_link = page.get_by_role("link", name="← All drafts")
+
+    def choose_vehicle(self, registration: str) -> None:
+        option = self.vehicle.locator("option").filter(
+            has_text=re.compile(rf"^\s*{re.escape(registration)}\b")
+        )
+        self.vehicle.select_option(value=option.get_attribute("value"))
+
+    def save(self, *, vehicle: str | None = None, driver: str | None = None) -> None:
+        """Fill in and save; the answer is the drafts page again (at the draft's anchor)."""
+        expect(self.save_button).to_be_enabled()
+        if vehicle is not None:
+            self.choose_vehicle(vehicle)
+        if driver is not None:
+            self.driver.fill(driver)
+        self.save_button.click()
+        expect(self.page.locator("#drafts")).to_be_visible()
+        expect_location(self.page, DRAFTS_URL)
+
+
+# --- the drafts page ---------------------------------------------------------------------
+
+
+class DraftItem:
+    """One draft in the #drafts accordion: `<details class="draft" data-destination=…>`."""
+
+    def __init__(self, page: Page, destination: str) -> None:
+        self.page = page
+        self.destination = destination
+        self.root = page.locator(f'#drafts details.draft[data-destination="{destination}"]')
+        self.summary = self.root.locator("summary")
+        self.title = self.root.locator(".draft__title")
+        self.count = self.summary.locator(".badge--info")
+        self.lock = self.root.locator(".draft__lock")
+        self.vehicle = self.root.locator(".draft__vehicle")
+        self.driver = self.root.locator(".draft__driver")
+        self.created = self.root.locator(".draft__created")
+        self.updated = self.root.locator(".draft__updated")
+        self.contributors = self.root.locator(".draft__contributors .badge")
+        self.parcels = self.root.locator(".draft__parcels li")
+        self.codes = self.root.locator(".draft__parcels li .code")
+        # Free: a button (a POST that takes the lock). Held by someone: a link to look.
+        self.transport_button = self.root.get_by_role("button", name="Vehicle & driver")
+        self.transport_link = self.root.get_by_role("link", name="Vehicle & driver")
+        self.load_sheet_link = self.root.get_by_role("link", name="Load sheet")
+        self.clear_link = self.root.get_by_role("link", name="Clear…")
+        self.finalise_link = self.root.get_by_role("link", name="Finalise…")
+
+    def expand(self) -> DraftItem:
+        """Open the accordion item (a native <details>: works without JavaScript too)."""
+        expect(self.root).to_be_attached()
+        if self.root.get_attribute("open") is None:
+            self.summary.click()
+        expect(self.root).to_have_attribute("open", "")
+        return self
+
+    def is_open(self) -> bool:
+        return self.root.evaluate("(el) => el.open")
+
+    def id(self) -> int:
+        return int((self.root.get_attribute("id") or "").removeprefix("draft-"))
+
+
+class DraftsPage:
+    """/s/nairobi/drafts: scan box, receive form, #drafts (accordion), #parcels (tick boxes)."""
+
+    def __init__(self, page: Page, problems: PageProblems | None = None) -> None:
+        self.page = page
+        self.problems = problems
+        self.status = page.locator("#live-status")
+        self.drafts = page.locator("#drafts")
+        self.parcels = page.locator("#parcels")
+        self.rows = page.locator("#parcel-rows tr.parcel")
+        self.scan_field = page.locator("#scan-code")
+        self.scan_button = page.get_by_role("button", name="Add to its draft")
+        self.scan_error = page.locator("#scan-form .field__error")
+        self.receive = page.locator("details.receive")
+        self.receive_form = page.locator("#receive-form")
+        self.receive_button = page.get_by_role("button", name="Receive parcel")
+        self.pick_bar = page.locator("#parcels .pick-bar")
+        self.ticked_count = page.locator("[data-ticked-count]")
+        self.add_button = page.get_by_role("button", name="Add ticked parcels to their drafts")
+        self.messages = page.locator(".messages .alert")
+        self.toasts = page.locator("#toasts")
+        self.live_frame = page.locator("iframe.live-frame")
+
+    def open(self) -> DraftsPage:
+        self.page.goto(DRAFTS)
+        return self
+
+    def wait_live(self) -> DraftsPage:
+        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
+        return self
+
+    def draft(self, destination: str) -> DraftItem:
+        return DraftItem(self.page, destination)
+
+    def row(self, code: str) -> Locator:
+        """The #parcels table row of a parcel, found by its code."""
+        exact = re.compile(rf"^\s*{re.escape(code)}\s*$")
+        return self.parcels.locator("tr.parcel").filter(
+            has=self.page.locator(".code", has_text=exact)
+        )
+
+    def badge(self, code: str) -> Locator:
+        return self.row(code).locator(".badge")
+
+    def tick_box(self, code: str) -> Locator:
+        return self.row(code).locator('input[type=checkbox][name="parcel"]')
+
+    def tick(self, *codes: str) -> None:
+        for code in codes:
+            self.tick_box(code).check()
+
+    def add_ticked(self) -> None:
+        self.add_button.click()
+
+    def scan(self, code: str) -> None:
+        self.scan_field.fill(code)
+        self.scan_button.click()
+
+    def receive_parcel(self, code: str, destination: str, what: str, kg: str) -> None:
+        """Open "Receive a parcel", fill it in and post it."""
+        if self.receive.get_attribute("open") is None:
+            self.receive.locator("summary").click()
+        self.page.locator("#r-code").fill(code)
+        self.page.locator("#r-destination").fill(destination)
+        self.page.locator("#r-description").fill(what)
+        self.page.locator("#r-weight").fill(kg)
+        self.receive_button.click()
+
+    def toast(self, text: str | re.Pattern[str]) -> Locator:
+        return self.toasts.locator(".toast", has_text=text)
+
+    # "no reload": a mark on window survives swaps and morphs, not a reload or a navigation
+    def mark(self) -> None:
+        self.page.evaluate("window.__notReloaded = true")
+
+    def still_marked(self) -> bool:
+        return self.page.evaluate("window.__notReloaded === true")
+
+    def record_toasts(self) -> None:
+        self.page.evaluate(RECORD_TOASTS_JS)
+
+    def toasts_seen(self) -> list[str]:
+        return self.page.evaluate("window.__toasts")
+
+
+class FinalisePage:
+    """/s/nairobi/drafts/{id}/finalise: what is about to go (load, vehicle, driver), and the
+    one button that turns the draft into a dispatch."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.heading = page.get_by_role("heading", level=1)
+        self.facts = page.locator("main dl.draft__facts")
+        self.finalise_button = page.get_by_role("button", name="Finalise → dispatch")
+        self.not_yet_link = page.get_by_role("link", name="Not yet")
+        self.manifest_link = page.get_by_role("link", name="Print the manifest")
+        self.back_link = page.get_by_role("link", name="Back to the drafts")
+
+    def fact(self, name: str) -> Locator:
+        return (
+            self.facts.locator("div")
+            .filter(has=self.page.locator("dt", has_text=name))
+            .locator("dd")
+        )
+
+
+FINALISED = re.compile(r"^Finalised → (D-\d+)$")  # the finaliser's own heading
+
+
+def open_transport(drafts: DraftsPage, destination: str) -> TransportPage:
+    """Press the draft's "Vehicle & driver" (a POST that takes the lock): the editor, mine."""
+    item = drafts.draft(destination).expand()
+    item.transport_button.click()
+    transport = TransportPage(drafts.page)
+    transport.expect_state("mine")
+    expect(transport.vehicle).to_be_enabled()
+    return transport
+
+
+def look_at_transport(drafts: DraftsPage, destination: str) -> TransportPage:
+    """Someone else edits it: follow the "Vehicle & driver" link to the read-only editor."""
+    item = drafts.draft(destination).expand()
+    item.transport_link.click()
+    transport = TransportPage(drafts.page)
+    expect(transport.root).to_be_visible()
+    return transport
+
+
+def back_to_drafts(drafts: DraftsPage) -> None:
+    """After a boosted save the page is the drafts page again, with a new stream."""
+    expect(drafts.drafts).to_be_visible()
+    expect_location(drafts.page, DRAFTS_URL)
+    drafts.wait_live()
+
+
+def open_finalise(drafts: DraftsPage, destination: str) -> FinalisePage:
+    """ "Finalise…" is a link to the confirmation page."""
+    drafts.draft(destination).expand().finalise_link.click()
+    confirm = FinalisePage(drafts.page)
+    expect(confirm.heading).to_have_text(f"Finalise the {destination} draft?")
+    return confirm
+
+
+def finalise(drafts: DraftsPage, destination: str) -> str:
+    """Finalise from the confirmation page; returns the dispatch number the finaliser sees."""
+    confirm = open_finalise(drafts, destination)
+    confirm.finalise_button.click()
+    expect(confirm.heading).to_have_text(FINALISED)
+    expect(confirm.manifest_link).to_be_visible()
+    match = FINALISED.match(confirm.heading.inner_text().strip())
+    assert match, describe(drafts.page)
+    return match.group(1)
+
+
+class UserPages:
+    """`users("alice")` -> a DraftsPage, signed in, in its own context (a 1024x768 touch
+    tablet unless told otherwise), open on the drafts page and streaming; watched for
+    console errors and CSP violations from the sign-in on."""
+
+    def __init__(self, new_context: Callable[..., Any], base_url: str) -> None:
+        self.new_context = new_context
+        self.base_url = base_url
+        self.pages: dict[str, DraftsPage] = {}
+
+    def __call__(
+        self,
+        username: str,
+        *,
+        ignore: Callable[[Any], bool] = is_missing_favicon,
+        **context_args: Any,
+    ) -> DraftsPage:
+        page = self.new_context(**{**TABLET, **context_args}).new_page()
+        problems = PageProblems.watch(page, ignore=ignore)
+        sign_in(page, self.base_url, username, next_path=DRAFTS)
+        if not DRAFTS_URL.search(page.url):
+            pytest.fail(f"{username} did not land on the drafts page: {describe(page)}")
+        drafts = DraftsPage(page, problems).wait_live()
+        self.pages[username] = drafts
+        return drafts
+
+    def assert_clean(self, *only: str) -> None:
+        for username, drafts in self.pages.items():
+            if only and username not in only:
+                continue
+            assert drafts.problems is not None
+            try:
+                drafts.problems.assert_clean()
+            except AssertionError as exc:
+                raise AssertionError(f"{username}'s page: {exc}") from None

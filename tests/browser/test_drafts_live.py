@@ -14,22 +14,30 @@ NBO-0001 is for Eldoret, NBO-0002 Kisumu, NBO-0003 Mombasa, NBO-0004 Nakuru, and
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import PageProblems, describe, is_missing_favicon, sign_in
+from tests.browser.conftest import sign_in
+from tests.browser.pages import (
+    ALICE,
+    BOB,
+    CHARLIE,
+    DRAFTS,
+    DRAFTS_URL,
+    FINALISED,
+    LIVE,
+    TABLET,
+    DraftsPage,
+    UserPages,
+    back_to_drafts,
+    open_finalise,
+    open_transport,
+)
 
-DRAFTS = "/s/nairobi/drafts"
-DRAFTS_URL = re.compile(r"/s/nairobi/drafts/?(#.*)?$")
-LIVE = 2000  # ms: SPEC §4/§5.1, a change reaches every viewer within 2 s
-ALICE, BOB, CHARLIE = "Alice Wanjiru", "Bob Wilson", "Charlie Smith"
-FINALISED = re.compile(r"^Finalised → D-\d+")  # the finaliser's toast (then a manifest link)
-TABLET: dict[str, Any] = {"viewport": {"width": 1024, "height": 768}, "has_touch": True}
 PHONE: dict[str, Any] = {
     "viewport": {"width": 390, "height": 844},
     "has_touch": True,
@@ -38,170 +46,10 @@ PHONE: dict[str, Any] = {
 }
 
 
-# --- page objects --------------------------------------------------------------------------
-
-
-class DraftItem:
-    """One draft in the #drafts accordion: `<details class="draft" data-destination=…>`."""
-
-    def __init__(self, page: Page, destination: str) -> None:
-        self.page = page
-        self.destination = destination
-        self.root = page.locator(f'#drafts details.draft[data-destination="{destination}"]')
-        self.summary = self.root.locator("summary")
-        self.count = self.summary.locator(".badge--info")
-        self.lock = self.root.locator(".draft__lock")
-        self.vehicle = self.root.locator(".draft__vehicle")
-        self.driver = self.root.locator(".draft__driver")
-        self.created = self.root.locator(".draft__created")
-        self.updated = self.root.locator(".draft__updated")
-        self.contributors = self.root.locator(".draft__contributors .badge")
-        self.parcels = self.root.locator(".draft__parcels li")
-        self.codes = self.root.locator(".draft__parcels li .code")
-        self.transport_link = self.root.get_by_role("link", name="Vehicle & driver")
-        self.load_sheet_link = self.root.get_by_role("link", name="Load sheet")
-        self.clear_link = self.root.get_by_role("link", name="Clear…")
-        self.finalise_button = self.root.get_by_role("button", name="Finalise dispatch")
-
-    def expand(self) -> DraftItem:
-        """Open the accordion item (a native <details>: works without JavaScript too)."""
-        expect(self.root).to_be_attached()
-        if self.root.get_attribute("open") is None:
-            self.summary.click()
-        expect(self.root).to_have_attribute("open", "")
-        return self
-
-    def is_open(self) -> bool:
-        return self.root.evaluate("(el) => el.open")
-
-
-class DraftsPage:
-    """/s/nairobi/drafts: scan box, #drafts (accordion), #parcels (table with tick boxes)."""
-
-    def __init__(self, page: Page, problems: PageProblems | None = None) -> None:
-        self.page = page
-        self.problems = problems
-        self.status = page.locator("#live-status")
-        self.drafts = page.locator("#drafts")
-        self.parcels = page.locator("#parcels")
-        self.scan_field = page.locator("#scan-code")
-        self.scan_button = page.get_by_role("button", name="Add to its draft")
-        self.add_button = page.get_by_role("button", name="Add ticked parcels to their drafts")
-        self.toasts = page.locator("#toasts")
-
-    def open(self) -> DraftsPage:
-        self.page.goto(DRAFTS)
-        return self
-
-    def wait_live(self) -> DraftsPage:
-        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
-        return self
-
-    def draft(self, destination: str) -> DraftItem:
-        return DraftItem(self.page, destination)
-
-    def row(self, code: str) -> Locator:
-        """The #parcels table row of a parcel, found by its code."""
-        exact = re.compile(rf"^\s*{re.escape(code)}\s*$")
-        return self.parcels.locator("tr.parcel").filter(
-            has=self.page.locator(".code", has_text=exact)
-        )
-
-    def badge(self, code: str) -> Locator:
-        return self.row(code).locator(".badge")
-
-    def tick(self, *codes: str) -> None:
-        for code in codes:
-            self.row(code).locator('input[type=checkbox][name="parcel"]').check()
-
-    def add_ticked(self) -> None:
-        self.add_button.click()
-
-    def scan(self, code: str) -> None:
-        self.scan_field.fill(code)
-        self.scan_button.click()
-
-    def toast(self, text: str | re.Pattern[str]) -> Locator:
-        return self.toasts.locator(".toast", has_text=text)
-
-    # "no reload": a mark on window survives swaps and morphs, not a reload or a navigation
-    def mark(self) -> None:
-        self.page.evaluate("window.__notReloaded = true")
-
-    def still_marked(self) -> bool:
-        return self.page.evaluate("window.__notReloaded === true")
-
-
-class TransportPage:
-    """/s/nairobi/drafts/{id}/transport: vehicle and driver, under an edit lock."""
-
-    def __init__(self, page: Page) -> None:
-        self.page = page
-        self.vehicle = page.locator("#t-vehicle")
-        self.driver = page.locator("#t-driver")
-        self.save_button = page.get_by_role("button", name="Save vehicle and driver")
-
-    def choose_vehicle(self, registration: str) -> None:
-        option = self.vehicle.locator("option").filter(
-            has_text=re.compile(rf"^\s*{re.escape(registration)}\b")
-        )
-        self.vehicle.select_option(value=option.get_attribute("value"))
-
-    def save(self, *, vehicle: str | None = None, driver: str | None = None) -> None:
-        expect(self.save_button).to_be_enabled()
-        if vehicle is not None:
-            self.choose_vehicle(vehicle)
-        if driver is not None:
-            self.driver.fill(driver)
-        self.save_button.click()
-        expect(self.page).to_have_url(DRAFTS_URL)
-
-
-class UserPages:
-    """`users("alice")` -> a DraftsPage, signed in, in its own context, open on the drafts
-    page and streaming; watched for console errors and CSP violations from the sign-in on."""
-
-    def __init__(self, new_context: Callable[..., Any], base_url: str) -> None:
-        self.new_context = new_context
-        self.base_url = base_url
-        self.pages: dict[str, DraftsPage] = {}
-
-    def __call__(self, username: str, **context_args: Any) -> DraftsPage:
-        page = self.new_context(**{**TABLET, **context_args}).new_page()
-        problems = PageProblems.watch(page, ignore=is_missing_favicon)
-        sign_in(page, self.base_url, username, next_path=DRAFTS)
-        if not DRAFTS_URL.search(page.url):
-            pytest.fail(f"{username} did not land on the drafts page: {describe(page)}")
-        drafts = DraftsPage(page, problems).wait_live()
-        self.pages[username] = drafts
-        return drafts
-
-    def assert_clean(self) -> None:
-        for username, drafts in self.pages.items():
-            assert drafts.problems is not None
-            try:
-                drafts.problems.assert_clean()
-            except AssertionError as exc:
-                raise AssertionError(f"{username}'s page: {exc}") from None
-
-
-@pytest.fixture
-def users(new_context: Callable[..., Any], base_url: str) -> UserPages:
-    return UserPages(new_context, base_url)
-
-
-def open_transport(drafts: DraftsPage, destination: str) -> TransportPage:
-    item = drafts.draft(destination).expand()
-    item.transport_link.click()
-    transport = TransportPage(drafts.page)
-    expect(transport.vehicle).to_be_visible()
-    return transport
-
-
-def back_to_drafts(drafts: DraftsPage) -> None:
-    """After a boosted save the page is the drafts page again, with a new stream."""
-    expect(drafts.page).to_have_url(DRAFTS_URL)
-    drafts.wait_live()
+def number_in(heading_text: str) -> str:
+    match = FINALISED.match(heading_text.strip())
+    assert match, f"not the finaliser's heading: {heading_text!r}"
+    return match.group(1)
 
 
 # --- 1. three dispatchers side by side ------------------------------------------------------
@@ -264,16 +112,27 @@ def test_three_dispatchers_build_and_finalise_one_eldoret_draft_live(users: User
     assert mine.is_open(), "a live update closed charlie's open accordion item"
     assert charlie.still_marked(), "charlie's page was reloaded"
 
-    # charlie finalises: the draft and its parcels leave all three screens.
-    mine.finalise_button.click()
-    # the broadcast removes the button's own form before its answer arrives: the toast still shows
-    expect(charlie.toast(FINALISED)).to_be_visible(timeout=LIVE)
-    for viewer in (alice, bob, charlie):
+    # charlie finalises from the confirmation page, which shows what is about to go.
+    confirm = open_finalise(charlie, "Eldoret")
+    expect(confirm.fact("Load")).to_contain_text("5 parcels")
+    expect(confirm.fact("Vehicle")).to_contain_text("KCC 789C")
+    expect(confirm.fact("Driver")).to_have_text(CHARLIE)
+    confirm.finalise_button.click()
+    expect(confirm.heading).to_have_text(FINALISED)
+    number = number_in(confirm.heading.inner_text())
+    # the draft and its parcels leave the other two screens, and they are told by whom
+    eldoret_codes = ("NBO-0001", "NBO-0005", "NBO-0009", "NBO-0013", "NBO-0017")
+    for viewer in (alice, bob):
+        expect(viewer.toast(f"{CHARLIE} finalised Eldoret → {number}")).to_be_visible(timeout=LIVE)
         expect(viewer.draft("Eldoret").root).to_have_count(0, timeout=LIVE)
-        for code in ("NBO-0001", "NBO-0005", "NBO-0009", "NBO-0013", "NBO-0017"):
+        for code in eldoret_codes:
             expect(viewer.row(code)).to_have_count(0)
         expect(viewer.badge("NBO-0021")).to_have_text("available")  # not dispatched
-    assert charlie.still_marked(), "charlie's page was reloaded"
+    confirm.back_link.click()
+    back_to_drafts(charlie)
+    expect(charlie.draft("Eldoret").root).to_have_count(0)
+    for code in eldoret_codes:
+        expect(charlie.row(code)).to_have_count(0)
     # 6. no console errors or CSP violations in any of the three pages
     users.assert_clean()
 
@@ -292,6 +151,7 @@ def test_clearing_a_shared_draft_warns_and_reaches_the_others(users: UserPages) 
     expect(warning).not_to_contain_text(ALICE)  # the others, not the one clearing
     alice.page.get_by_role("button", name="Clear the draft").click()
     back_to_drafts(alice)
+    expect(alice.messages).to_have_text("Cleared: 2 parcels are available again.")
     for viewer in (alice, bob):
         expect(viewer.draft("Eldoret").root).to_have_count(0, timeout=LIVE)
         for code in ("NBO-0025", "NBO-0029"):
@@ -306,7 +166,8 @@ def sign_in_no_js(page: Page, base_url: str, username: str) -> DraftsPage:
     sign_in(page, base_url, username, next_path=DRAFTS)
     expect(page).to_have_url(DRAFTS_URL)
     drafts = DraftsPage(page)
-    expect(page.locator("#live-status noscript")).to_have_count(1)
+    # no stream without JavaScript: the small status frame says when the page is behind
+    expect(drafts.live_frame).to_have_count(1)
     return drafts
 
 
@@ -324,6 +185,7 @@ def test_the_same_flow_works_without_javascript(no_js_page: Page, base_url: str)
     alice.tick(*mombasa[:3])
     alice.add_ticked()
     expect(page).to_have_url(DRAFTS_URL)
+    expect(alice.messages).to_have_text("Added 3 parcels.")
     item = alice.draft("Mombasa")
     expect(item.count).to_have_text("3 parcels")
     expect(alice.badge("NBO-0007")).to_have_text("in the Mombasa draft")
@@ -359,10 +221,13 @@ def test_the_same_flow_works_without_javascript(no_js_page: Page, base_url: str)
     expect(item.updated).to_contain_text(BOB)
     expect(item.driver).to_have_text(CHARLIE)
     expect(item.vehicle).to_contain_text("KDA 456B")
-    item.finalise_button.click()
-    heading = page.get_by_role("heading", level=1)
-    expect(heading).to_have_text(re.compile(rf"^Finalised by {CHARLIE} → D-\d+$"))
-    page.get_by_role("link", name="Back to the drafts").click()
+    confirm = open_finalise(charlie, "Mombasa")
+    expect(confirm.fact("Load")).to_contain_text("5 parcels")
+    expect(confirm.fact("Driver")).to_have_text(CHARLIE)
+    confirm.finalise_button.click()
+    expect(confirm.heading).to_have_text(FINALISED)  # the finaliser's own: no "by"
+    expect(confirm.manifest_link).to_be_visible()
+    confirm.back_link.click()
     expect(page).to_have_url(DRAFTS_URL)
     expect(charlie.draft("Mombasa").root).to_have_count(0)
     for code in mombasa:
@@ -370,19 +235,6 @@ def test_the_same_flow_works_without_javascript(no_js_page: Page, base_url: str)
 
 
 # --- 3. the second finaliser gets news, not an error ----------------------------------------
-
-STASH_FINALISE_FORM = """(destination) => {
-  const item = document.querySelector(`#drafts details.draft[data-destination="${destination}"]`);
-  window.__staleFinalise = item.querySelector("form[hx-post$='/finalise']").cloneNode(true);
-}"""
-
-# bob's screen is behind (his button is gone by now): put the form he saw back and submit it.
-SUBMIT_STALE_FINALISE = """() => {
-  const form = window.__staleFinalise;
-  document.getElementById("main").append(form);
-  htmx.process(form);
-  form.requestSubmit();
-}"""
 
 
 def test_the_second_finaliser_is_told_who_was_first(users: UserPages) -> None:
@@ -392,31 +244,39 @@ def test_the_second_finaliser_is_told_who_was_first(users: UserPages) -> None:
     expect(alice.draft("Nakuru").count).to_have_text("2 parcels", timeout=LIVE)
     open_transport(alice, "Nakuru").save(vehicle="KBZ 123A", driver="Grace Njeri")
     back_to_drafts(alice)
-    theirs, mine = alice.draft("Nakuru").expand(), bob.draft("Nakuru")
-    expect(mine.driver).to_have_text("Grace Njeri", timeout=LIVE)
-    mine.expand()
-    bob.page.evaluate(STASH_FINALISE_FORM, "Nakuru")
+    expect(bob.draft("Nakuru").driver).to_have_text("Grace Njeri", timeout=LIVE)
 
-    with alice.page.expect_response(re.compile(r"/finalise$")) as first:
+    # both have the confirmation page open; alice is first
+    theirs, mine = open_finalise(alice, "Nakuru"), open_finalise(bob, "Nakuru")
+    bob.wait_live()  # the confirmation page is a live page of the drafts too
+    with alice.page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/finalise")
+    ) as first:
         theirs.finalise_button.click()
     assert first.value.status == 200
-    expect(alice.toast(FINALISED)).to_be_visible(timeout=LIVE)
-    number = re.search(r"D-\d+", alice.toast(FINALISED).inner_text()).group()  # type: ignore[union-attr]
+    expect(theirs.heading).to_have_text(FINALISED)
+    number = number_in(theirs.heading.inner_text())
+    # bob is told while he looks at the page …
+    expect(bob.toast(f"{ALICE} finalised Nakuru → {number}")).to_be_visible(timeout=LIVE)
 
-    with bob.page.expect_response(re.compile(r"/finalise$")) as second:
-        if mine.finalise_button.is_visible():  # bob's screen has not caught up yet
-            mine.finalise_button.click()
-        else:
-            bob.page.evaluate(SUBMIT_STALE_FINALISE)
+    # … and pressing the button anyway is news, not an error
+    with bob.page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith("/finalise")
+    ) as second:
+        mine.finalise_button.click()
     assert second.value.status == 200, f"the second finalise answered {second.value.status}"
-    expect(bob.toast(f"Finalised by {ALICE} → {number}")).to_be_visible(timeout=LIVE)
+    expect(mine.heading).to_have_text(f"Finalised by {ALICE} → {number}")
     expect(bob.toasts.locator(".toast--error")).to_have_count(0)
-    expect(bob.page).to_have_url(DRAFTS_URL)
     expect(bob.page.locator(".error-page")).to_have_count(0)
+
+    theirs.back_link.click()
+    back_to_drafts(alice)
+    bob.page.locator("nav.areas").get_by_role("link", name="Dispatch drafts").click()
+    back_to_drafts(bob)
     for viewer in (alice, bob):
-        expect(viewer.draft("Nakuru").root).to_have_count(0, timeout=LIVE)
+        expect(viewer.draft("Nakuru").root).to_have_count(0)
         expect(viewer.row("NBO-0004")).to_have_count(0)
-    # 6. no console errors or CSP violations in either page
+    # no console errors or CSP violations in either page
     users.assert_clean()
 
 
@@ -432,13 +292,18 @@ def test_second_finaliser_without_javascript_sees_the_news_page(
     open_transport(alice, "Nakuru").save(vehicle="KBZ 123A", driver="Grace Njeri")
     back_to_drafts(alice)
     bob = sign_in_no_js(bob_page, base_url, "bob")
-    mine = bob.draft("Nakuru").expand()
-    alice.draft("Nakuru").expand().finalise_button.click()
-    expect(alice.draft("Nakuru").root).to_have_count(0, timeout=LIVE)
+    mine = open_finalise(bob, "Nakuru")  # a plain page: it will not hear of alice's finalise
+    number = number_in_finalise(alice, "Nakuru")
     mine.finalise_button.click()
-    expect(bob_page.get_by_role("heading", level=1)).to_have_text(
-        re.compile(rf"^Finalised by {ALICE} → D-\d+$")
-    )
+    expect(mine.heading).to_have_text(f"Finalised by {ALICE} → {number}")
+    expect(bob_page.locator(".error-page")).to_have_count(0)
+
+
+def number_in_finalise(drafts: DraftsPage, destination: str) -> str:
+    confirm = open_finalise(drafts, destination)
+    confirm.finalise_button.click()
+    expect(confirm.heading).to_have_text(FINALISED)
+    return number_in(confirm.heading.inner_text())
 
 
 # --- 4. live updates leave the local user's work alone --------------------------------------
@@ -507,8 +372,14 @@ def test_touch_targets_on_a_tablet(users: UserPages) -> None:
     for i in range(drafts.drafts.locator("details.draft").count()):
         drafts.drafts.locator("details.draft").nth(i).evaluate("(d) => { d.open = true; }")
     targets = drafts.page.evaluate(TARGETS_JS)
-    assert any(t["what"] == "checkbox label" for t in targets)
-    assert any(t["name"] == "Finalise dispatch" for t in targets)
+    # the tick boxes themselves are 44 x 44 (or a larger label takes the tap)
+    boxes = [t for t in targets if t["region"] == "#parcels" and t["what"] != "a"]
+    boxes = [t for t in boxes if t["what"] in ("input", "checkbox label")]
+    assert boxes, f"no tick boxes among {targets}"
+    narrow = [t for t in boxes if t["width"] < 44 or t["height"] < 44]
+    assert not narrow, f"tick boxes under 44 x 44 px: {narrow}"
+    assert any(t["name"] == "Finalise…" for t in targets)
+    assert any(t["name"] == "Vehicle & driver" for t in targets)
     small = [t for t in targets if t["height"] < 44]
     assert not small, f"tap targets under 44 px: {small}"
     small_primary = [t for t in targets if t["primary"] and t["height"] < 48]

@@ -18,7 +18,7 @@ import pytest
 from playwright.sync_api import ConsoleMessage, Page, Response, Route, expect
 
 from tests.browser.conftest import LiveServer, PageProblems, is_missing_favicon, sign_in
-from tests.browser.pages import NoticeEditor, SiteHome
+from tests.browser.pages import NoticeEditor, SiteHome, expect_location
 
 NAIROBI_HOME = re.compile(r"/s/nairobi/?$")
 STREAM_URL = re.compile(r"/s/nairobi/live\?")  # the stream only: not /live/poll, /live/beat
@@ -261,6 +261,10 @@ def test_a_boosted_navigation_rewires_the_live_page(homes: HomeFactory) -> None:
     assert new_beat and new_beat != old_beat
     expect(alice.status).to_have_text("Live", timeout=5000)
     assert alice.page.evaluate("window.__sameDocument") == "alice", "not a boosted swap"
+    # The swapped-in page's <noscript> status frame (for pages without JavaScript) is not
+    # loaded into a page that has it: it would refresh itself, hidden, every 15 s.
+    expect(alice.live_frame).to_have_count(0)
+    assert len(alice.page.frames) == 1, [f.url for f in alice.page.frames]
 
     # The next heartbeat is for the connection on screen, not the one swapped out.
     with alice.page.expect_request(lambda r: "/live/beat" in r.url, timeout=7000) as beat:
@@ -279,31 +283,41 @@ def test_the_notice_lock_shows_live_and_blocks_a_second_editor(homes: HomeFactor
     expect(bob.lock_badge).to_have_count(0)
     bob.page.evaluate("window.__sameDocument = 'bob'")
 
-    editor = NoticeEditor(alice.page).open()
+    # "Edit notice" is a form post: it takes the lock, and the editor is alice's.
+    editor = NoticeEditor(alice.page).open_from(alice)
     expect(editor.save_button).to_be_enabled()
+    expect(editor.text).to_be_editable()
     expect(bob.lock_badge).to_have_text("Being edited by Alice Wanjiru", timeout=2000)
+    expect(bob.edit_notice_button).to_have_count(0)
+    expect(bob.open_notice_link).to_be_visible()
 
     editor.cancel_button.click()
-    expect(alice.page).to_have_url(NAIROBI_HOME)
+    expect(alice.notice).to_be_visible()
+    expect_location(alice.page, NAIROBI_HOME)
     expect(bob.lock_badge).to_have_count(0, timeout=2000)
-    expect(bob.notice.get_by_role("link", name="Edit notice")).to_be_visible()
+    expect(bob.edit_notice_button).to_be_visible()
     assert bob.page.evaluate("window.__sameDocument") == "bob", "bob's page reloaded"
 
     # While alice holds the lock, bob can read the notice but not save it.
-    editor.open()
+    editor.open_from(alice)
     expect(bob.lock_badge).to_have_text("Being edited by Alice Wanjiru", timeout=2000)
-    bob.notice.get_by_role("link", name="Open notice").click()
-    expect(bob.page).to_have_url(re.compile(r"/s/nairobi/notice/edit$"))
+    bob.open_notice_link.click()  # a GET: looking never takes the lock
+    expect_location(bob.page, re.compile(r"/s/nairobi/notice$"))
     bobs_view = NoticeEditor(bob.page)
-    expect(bobs_view.held_alert).to_contain_text(
-        re.compile(r"Being edited by Alice Wanjiru until \d{1,2}:\d{2}")
+    bobs_view.expect_state("held")
+    expect(bobs_view.lock_state).to_have_text(
+        re.compile(r"^Being edited by Alice Wanjiru until \d{1,2}:\d{2}:\d{2}$")
     )
+    expect(bobs_view.held_note).to_be_visible()
     expect(bobs_view.save_button).to_be_disabled()
-    expect(bobs_view.text).to_have_attribute("readonly", "")
+    expect(bobs_view.text).to_be_disabled()
+    expect(bobs_view.take_over_button(ALICE)).to_have_count(0)  # bob is no manager
+    expect(alice.page.locator("#editor")).to_have_attribute("data-lock-state", "mine")
 
     # Tidy up: bob goes back, alice lets go.
     bobs_view.back_button.click()
-    expect(bob.page).to_have_url(NAIROBI_HOME)
+    expect(bob.notice).to_be_visible()
+    expect_location(bob.page, NAIROBI_HOME)
     expect(bob.lock_badge).to_have_text("Being edited by Alice Wanjiru")
     editor.cancel_button.click()
     expect(bob.lock_badge).to_have_count(0, timeout=2000)
@@ -325,15 +339,17 @@ def test_without_javascript_the_home_renders_refreshes_and_takes_plain_posts(
     expect(page).to_have_url(NAIROBI_HOME)
     home = SiteHome(page)
 
-    # Presence and activity are in the HTML; the page refreshes itself.
+    # Presence and activity are in the HTML. The page never reloads itself (that would
+    # lose what its user types): a small self-refreshing frame says whether it is behind.
     expect(home.avatar(BOB)).to_have_count(1)
     expect(home.presence_count).to_contain_text("here")
     expect(home.activity).to_be_visible()
-    refresh = page.locator('head > noscript > meta[http-equiv="refresh"]')
-    expect(refresh).to_have_count(1)
-    assert int(refresh.get_attribute("content") or "0") > 0
+    expect(page.locator('meta[http-equiv="refresh"]')).to_have_count(0)
+    expect(home.live_frame).to_have_count(1)
+    assert "/s/nairobi/live/status?" in (home.live_frame.get_attribute("src") or "")
+    expect(page.frame_locator("iframe.live-frame").locator("body")).to_have_text("Up to date")
     # What the pill shows (the "Connecting…" for JS pages is hidden by CSS here).
-    expect(home.status).to_have_text("Refreshes every 30 s", use_inner_text=True)
+    expect(home.status).to_have_text("", use_inner_text=True)
 
     # A plain form post: Post/Redirect/Get back to the home page, with the note in the list.
     note = unique("Posted without JavaScript")
@@ -352,16 +368,20 @@ def test_without_javascript_the_home_renders_refreshes_and_takes_plain_posts(
     expect(home.note_field).to_have_value("")
     expect(bob.line(note)).to_have_count(1, timeout=2000)  # and it went live for others
 
-    # Edit and save the notice with plain links and posts.
+    # Edit and save the notice with plain form posts ("Edit notice" takes the lock).
     with page.expect_navigation():
-        home.notice.get_by_role("link", name="Edit notice").click()
+        home.edit_notice_button.click()
+    expect(page).to_have_url(re.compile(r"/s/nairobi/notice$"))
     editor = NoticeEditor(page)
+    editor.expect_state("mine")
     expect(editor.save_button).to_be_enabled()
+    expect(bob.lock_badge).to_have_text("Being edited by Alice Wanjiru", timeout=2000)
     text = unique("Forklift 3 is out of service")
     editor.text.fill(text)
     with page.expect_navigation():
         editor.save_button.click()
     expect(page).to_have_url(NAIROBI_HOME)
+    expect(page.locator(".messages .alert")).to_have_text("Notice saved.")
     expect(home.notice.locator(".notice__text")).to_have_text(text)
     expect(home.notice).to_contain_text("Updated by Alice Wanjiru")
     expect(home.lock_badge).to_have_count(0)  # saving let go of the lock
@@ -442,7 +462,7 @@ def test_screenshots_of_the_live_home_on_a_tablet(homes: HomeFactory, output_pat
     alice.page.screenshot(path=str(shots / "live-home-with-bob-tablet.png"))
     alice.page.screenshot(path=str(shots / "live-home-with-bob-tablet-full.png"), full_page=True)
 
-    NoticeEditor(bob.page).open()
+    NoticeEditor(bob.page).open_from(bob)
     expect(alice.lock_badge).to_be_visible(timeout=2000)
     alice.note_field.fill(unique("Half-typed"))
     alice.page.screenshot(path=str(shots / "live-home-notice-locked-tablet.png"))
