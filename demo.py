@@ -13,7 +13,8 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from piccolo.apps.user.tables import BaseUser
 from piccolo.table import Table
@@ -21,6 +22,16 @@ from piccolo_api.session_auth.tables import SessionsBase
 
 from tables.activity import Activity
 from tables.base import Actor, write_tx
+from tables.boards import (
+    WAITING_PARTS,
+    Board,
+    BoardColumn,
+    Comment,
+    Ticket,
+    add_comment,
+    create_board,
+    create_ticket,
+)
 from tables.dispatches import Asset, AssetType, Dispatch, DispatchParcel
 from tables.drafts import Draft, DraftParcel, Parcel, add_parcels, set_transport
 from tables.notices import SiteNotice
@@ -164,10 +175,151 @@ async def load_drafts(demo: Demo) -> None:
 
 DRAFT_TTL = timedelta(hours=24)
 
-AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [load_drafts]
+# -- boards (SPEC §5.2, §5.3) ------------------------------------------------------------
+
+OPS_TASKS = [
+    "Fix the label printer at the counter",
+    "Chase Mombasa about the missing manifest",
+    "Renew KCC 789C's insurance",
+    "Order more 40x30 boxes",
+    "Train Peter on the scanner",
+    "Call the Kisumu agent about late pick-ups",
+    "Replace the loading bay light",
+    "Update the Eldoret price list",
+    "Check the Hiace's tyre pressure",
+    "Count the returns shelf",
+    "Book the Canter's service",
+    "Reply to the Nakuru complaint",
+    "Tidy the parcel cage",
+    "Set up the new tablet at dispatch",
+    "Archive last month's load sheets",
+]
+OPS_COLUMNS = [("todo", 24), ("in_progress", 14), ("review", 8), ("done", 14)]
+OPS_COMMENTS = [
+    "I'll take this one after lunch.",
+    "Spoke to them: they promise it by Friday.",
+    "Needs a manager's sign-off first.",
+    "Done on my side, please check.",
+    "The supplier is out of stock until next week.",
+]
+
+VEHICLES_IN = ["KCA 123A", "KBX 442M", "KDG 908T", "KCU 771P", "KDA 310Z", "KBT 065Q"]
+CUSTOMERS = [
+    "Jane Muthoni",
+    "Otieno Motors",
+    "Grace Achieng",
+    "Kamau & Sons",
+    "Fatuma Ali",
+    "Sunrise Tours",
+    "David Kiptoo",
+]
+SERVICES = [
+    "Full service",
+    "Brake pads and discs",
+    "Clutch replacement",
+    "Wheel alignment",
+    "Timing belt",
+    "Suspension bushes",
+    "Diagnostics: engine light",
+    "Air-con regas",
+]
+PARTS = ["Brake discs (Toyota)", "Clutch kit", "Timing belt kit", "Rear shock absorbers"]
+# column key, jobs, hours in the column for each (the thresholds are 24 h amber, 72 h red)
+JOB_COLUMNS = [
+    ("estimates", [2, 30, 8, 80, 26]),  # within its WIP limit of 6
+    ("in_progress", [4, 28, 75, 6, 12, 50]),  # 6 jobs against a WIP limit of 4
+    (WAITING_PARTS, [20, 40, 90, 10, 60, 3]),
+    ("completed", [1, 2, 3, 5, 8, 9, 14, 20, 30, 40, 50, 60, 70]),
+]
+
+
+def _local(at: datetime, tz: ZoneInfo) -> str:
+    """A moment as a datetime-local field sends it, in the site's time zone."""
+    return at.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
+
+
+async def _board_named(site_id: int, name: str) -> bool:
+    return await Board.exists().where((Board.site == site_id) & (Board.name == name))
+
+
+async def load_boards(demo: Demo) -> None:
+    """Nairobi's "Ops tickets" board and the workshop's "Workflow" board, through the
+    board rules, then with time in column set back so the ageing colours show."""
+    people = {u: Actor(demo.users[u], NAMES[u]) for u in ("alice", "bob", "charlie", "frank")}
+    people["admin"] = Actor(demo.users["admin"], NAMES["admin"])
+    nairobi, workshop = demo.sites["nairobi"], demo.sites["workshop"]
+    today = datetime.now(UTC).date()
+    if not await _board_named(nairobi, "Ops tickets"):
+        dispatchers = [people["alice"], people["bob"], people["charlie"]]
+        async with write_tx(Board._meta.db):
+            board = await create_board(nairobi, "Ops tickets", "tickets", people["alice"])
+            columns = await _column_ids(board["id"])
+            n = 0
+            for key, count in OPS_COLUMNS:
+                for _ in range(count):
+                    who = dispatchers[n % 3]
+                    values = {
+                        "title": OPS_TASKS[n % len(OPS_TASKS)],
+                        "description": "Raised at the morning briefing." if n % 4 == 0 else "",
+                        "priority": ("normal", "high", "low", "urgent", "normal")[n % 5],
+                        "assignee": str(dispatchers[(n + 1) % 3].id) if n % 3 else "",
+                        "due_date": str(today + timedelta(days=n % 9 - 2)) if n % 2 else "",
+                    }
+                    card = await create_ticket(nairobi, board["id"], columns[key], values, who)
+                    if n % 4 == 1:
+                        for i in range(1 + n % 3):
+                            author = dispatchers[(n + i + 1) % 3]
+                            text = OPS_COMMENTS[(n + i) % len(OPS_COMMENTS)]
+                            await add_comment(nairobi, card["id"], text, author)
+                    n += 1
+    if not await _board_named(workshop, "Workflow"):
+        tz = ZoneInfo("Africa/Nairobi")
+        staff = [people["frank"], people["admin"]]
+        stamp = datetime.now(UTC)
+        async with write_tx(Board._meta.db):
+            board = await create_board(workshop, "Workflow", "workflow", people["admin"])
+            columns = await _column_ids(board["id"])
+            n = 0
+            for key, ages in JOB_COLUMNS:
+                for hours in ages:
+                    due_out = stamp + timedelta(hours=(n * 7) % 60 - 12)  # some passed
+                    values = {
+                        "title": SERVICES[n % len(SERVICES)],
+                        "vehicle_registration": VEHICLES_IN[n % len(VEHICLES_IN)],
+                        "customer": CUSTOMERS[n % len(CUSTOMERS)],
+                        "service": SERVICES[n % len(SERVICES)],
+                        "due_out_at": _local(due_out, tz),
+                        "priority": "high" if n % 5 == 0 else "normal",
+                        "assignee": str(people["frank"].id) if n % 2 else "",
+                    }
+                    if key == WAITING_PARTS:
+                        values["parts_reason"] = PARTS[n % len(PARTS)]
+                        values["parts_eta"] = _local(stamp + timedelta(hours=20 + n * 5), tz)
+                    card = await create_ticket(
+                        workshop, board["id"], columns[key], values, staff[n % 2]
+                    )
+                    entered = stamp - timedelta(hours=hours)
+                    await Ticket.update(
+                        {Ticket.entered_column_at: entered, Ticket.created_at: entered}
+                    ).where(Ticket.id == card["id"])
+                    n += 1
+
+
+async def _column_ids(board_id: int) -> dict[str, int]:
+    rows = await BoardColumn.select(BoardColumn.key, BoardColumn.id).where(
+        BoardColumn.board == board_id
+    )
+    return {row["key"]: row["id"] for row in rows}
+
+
+AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [load_drafts, load_boards]
 
 # Deleted child-first by --reset.
 TABLES: list[type[Table]] = [
+    Comment,
+    Ticket,
+    BoardColumn,
+    Board,
     DispatchParcel,
     DraftParcel,
     Draft,

@@ -14,6 +14,7 @@ APP_CONFIG = AppConfig(
             "tables.notices",
             "tables.dispatches",
             "tables.drafts",
+            "tables.boards",
         ],
         exclude_imported=True,
     ),
