@@ -104,6 +104,10 @@ class SiteAccess:
         return self.role == Role.manager.value
 
     @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
     def ref(self) -> SiteRef:
         return SiteRef(self.site_id, self.slug, self.name, self.timezone)
 

@@ -76,7 +76,7 @@ def test_a_manager_takes_over_and_the_holder_is_told_at_once(
     # bob's editor says so at once, without a reload, and can no longer save
     transport.expect_state("lost", timeout=LIVE)
     expect(transport.lost_alert).to_be_visible()
-    expect(transport.lost_alert).to_contain_text("Someone else has taken over this editor")
+    expect(transport.lost_alert).to_contain_text("You no longer hold this editor")
     expect(transport.lock_state).to_have_text(re.compile(rf"^Being edited by {ADA} {UNTIL}"))
     expect(transport.driver).to_be_disabled()
     expect(transport.save_button).to_be_disabled()
