@@ -27,6 +27,8 @@ def link_of(site: SiteRef, line: dict) -> str:
         return path_for("dispatch_manifest", site=site.slug, dispatch=line["entity_id"])
     if line["entity_type"] == "draft" and line["entity_id"]:
         return path_for("drafts", site=site.slug) + f"#draft-{line['entity_id']}"
+    if line["entity_type"] == "board" and line["entity_id"]:
+        return path_for("board", site=site.slug, board=line["entity_id"])
     return ""
 
 
