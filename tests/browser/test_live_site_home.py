@@ -257,6 +257,8 @@ def test_a_boosted_navigation_rewires_the_live_page(homes: HomeFactory) -> None:
 
     with alice.page.expect_response(lambda r: r.request.headers.get("hx-boosted") == "true"):
         alice.page.locator("nav.areas").get_by_role("link", name="Home").click()
+    # The response arrives before htmx has swapped the body in: wait for the new #live.
+    expect(alice.page.locator("#live")).not_to_have_attribute("data-beat-url", old_beat or "")
     new_beat = alice.page.locator("#live").get_attribute("data-beat-url")
     assert new_beat and new_beat != old_beat
     expect(alice.status).to_have_text("Live", timeout=5000)
