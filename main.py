@@ -25,7 +25,7 @@ from live.backends import backends
 from live.hub import LiveHub
 from routes import auth, boards, dispatches, drafts, errors, health, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
-from routes.common import Services, templates
+from routes.common import Services, path_builder, templates
 from routes.editing import release_lapsed
 from routes.live import render_presence
 from routes.security import (
@@ -135,7 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         exception_handlers=errors.exception_handlers,
         lifespan=lifespan,
     )
-    templates.env.globals["path_for"] = app.url_path_for  # paths, right for every viewer
+    templates.env.globals["path_for"] = path_builder(app)  # paths, right for every viewer
     app.state.services = svc  # reached through routes.common.services(request)
     return app
 

@@ -4,6 +4,7 @@ helper, and messages that survive a redirect."""
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -43,6 +44,21 @@ class Services:
 
 def services(conn: HTTPConnection) -> Services:
     return conn.app.state.services
+
+
+def path_builder(app: Any) -> Any:
+    """`app.url_path_for`, remembered: Starlette finds a route by trying every route in
+    turn (exceptions included), and a drafts page with 500 parcels asks for hundreds of
+    paths — that search was most of its render time."""
+
+    @functools.lru_cache(maxsize=16384)
+    def cached(name: str, params: tuple[tuple[str, Any], ...]) -> str:
+        return str(app.url_path_for(name, **dict(params)))
+
+    def path_for(name: str, /, **params: Any) -> str:
+        return cached(name, tuple(sorted(params.items())))
+
+    return path_for
 
 
 def path_for(name: str, **params: Any) -> str:
@@ -104,6 +120,9 @@ def messages_of(conn: HTTPConnection) -> list[dict[str, str]]:
 
 
 templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[frame])
+# Templates are read once per process: checking every included file's mtime cost a stat
+# per include (600 per drafts page); the server is restarted to pick up template edits.
+templates.env.auto_reload = False
 
 
 def ago(moment: datetime) -> str:
