@@ -236,15 +236,16 @@ async def test_heartbeat_reaches_every_open_stream(make) -> None:
 async def test_a_viewer_that_stops_reading_is_cut_off_and_its_memory_freed(make) -> None:
     broker = await make()
     stuck = asyncio.Event()  # never set: this viewer's socket accepts nothing
-    slow = open_stream(
-        make_stream(broker, await page_cursor(broker), send_timeout=0.3), blocked=stuck
-    )
+    stalled = make_stream(broker, await page_cursor(broker), send_timeout=0.3)
+    slow = open_stream(stalled, blocked=stuck)
     fast = open_stream(make_stream(broker, await page_cursor(broker)))
     await asyncio.sleep(0.05)
     await publish_notes(broker, *[f"n{i}" for i in range(300)])
     await fast.wait_for(300, within=10)
     await asyncio.sleep(0.4)
-    assert cut_off_stalled() == 1  # what the hub's ticker does every few seconds
+    # What the hub's ticker does every few seconds; a running app's ticker may have just
+    # done it for us (the check is process-wide), so the stuck viewer is cut off once.
+    assert cut_off_stalled() == 1 or stalled._stalled
     async with asyncio.timeout(5):
         await slow.task  # ended by the cut-off, not by hanging up
     assert broker.subscriptions == 1  # only the fast viewer is still subscribed
