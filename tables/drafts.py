@@ -92,8 +92,12 @@ class Parcel(Table):
             weight_kg = Decimal(weight.strip().replace(",", ".")) if len(weight) <= 20 else None
         except InvalidOperation:
             weight_kg = None
-        grams = round(weight_kg * 1000) if weight_kg is not None and weight_kg.is_finite() else 0
-        if grams < 1 or weight_kg is None or weight_kg > MAX_WEIGHT_KG:
+        # Checked before any arithmetic: "1e999999" is a valid Decimal that overflows.
+        in_range = (
+            weight_kg is not None and weight_kg.is_finite() and 0 < weight_kg <= MAX_WEIGHT_KG
+        )
+        grams = round(weight_kg * 1000) if in_range and weight_kg is not None else 0
+        if grams < 1:
             # Weights are kept in whole grams: 0.0004 kg would be stored as nothing at all.
             errors["weight"] = (
                 f"Enter the weight in kg, at least 0.001 and at most {MAX_WEIGHT_KG:,}."

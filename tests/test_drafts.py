@@ -250,6 +250,11 @@ async def test_removing_a_parcel_makes_it_available_again(as_user, town):
             "at least 0.001",
         ),
         (
+            {"code": "NEW-1", "destination": "Eldoret", "weight": "1e999999"},  # overflowed
+            "weight",
+            "at most 30,000",
+        ),
+        (
             {"code": "NBO-0001", "destination": "Eldoret", "weight": "2"},
             "code",
             "already registered",
