@@ -277,7 +277,7 @@ class LockEditor:
             again["version"] = stale.current["version"]
             return await self.view(request, site, params, editing, **again, stale=stale, status=409)
         except DomainError as problem:
-            errors = errors_of(problem, next(iter(form.values), "value"))
+            errors = errors_of(problem, "editor")  # a rule of the whole thing: said on top
             return await self.view(
                 request, site, params, editing, **again, errors=errors, status=422
             )
