@@ -499,8 +499,6 @@ async def ticket_delete(request: Request) -> Response:
 
 # -- a card's fields, under a soft lock ------------------------------------------------------
 
-JOB_FIELDS = ("vehicle_registration", "customer", "service", "due_out_at")
-
 
 async def load_ticket(site: SiteRef, params: Params) -> Editing:
     ticket = await open_ticket(site.id, params["ticket"])

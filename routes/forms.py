@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from contextlib import aclosing
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from python_multipart.multipart import parse_options_header
@@ -123,18 +122,6 @@ class Form:
             self.errors.add(
                 name, f"{label[0].upper()}{label[1:]} must be between {minimum:,} and {maximum:,}."
             )
-            return None
-        return number
-
-    def decimal(self, name: str, *, label: str) -> Decimal | None:
-        """A decimal number as typed ("2,5" too); None with an error when unreadable."""
-        text = self.raw(name).strip().replace(",", ".")
-        try:
-            number = Decimal(text) if 0 < len(text) <= 20 else None
-        except InvalidOperation:
-            number = None
-        if number is None or not number.is_finite():
-            self.errors.add(name, f"Enter {label} as a number.")
             return None
         return number
 

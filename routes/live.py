@@ -98,17 +98,6 @@ class Change:
         rows = (*self.items.values(), *self.added.values(), *self.gone.values())
         return any(any(ids) for ids in rows) or bool(set(self.whole))
 
-    def __or__(self, other: Change) -> Change:
-        def merged(a: Mapping[str, Iterable[int]], b: Mapping[str, Iterable[int]]) -> dict:
-            return {k: set(a.get(k, ())) | set(b.get(k, ())) for k in {*a, *b}}
-
-        return Change(
-            merged(self.items, other.items),
-            merged(self.added, other.added),
-            merged(self.gone, other.gone),
-            {*self.whole, *other.whole},
-        )
-
 
 def deletions(change: Change, kind: str) -> str:
     """`<hx-partial>`s removing the `gone` rows of a kind (ids `{kind}-{id}`)."""
