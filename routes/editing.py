@@ -350,7 +350,8 @@ async def release_lapsed(svc: Services) -> int:
     every process: each lapse is reported to one of them."""
     lapsed = await svc.locks.lapsed()
     for key in lapsed:
-        name, site_id, *ids = key.split(":")
+        name, site_id, *rest = key.split(":")
+        ids = [i for i in rest if i]  # a site-wide editor's key ends "notice:3:"
         editor = EDITORS.get(name)
         site = await SiteRef.load(int(site_id)) if site_id.isdigit() else None
         if editor is None or site is None or not all(i.isdigit() for i in ids):

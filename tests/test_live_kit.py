@@ -206,3 +206,24 @@ async def test_finalising_asks_first_and_the_trail_links_to_the_manifest(as_user
     home = await charlie.get("/s/nairobi/")
     link = soup(home).find("a", string=lambda t: t and number in t)
     assert link is not None and link["href"].endswith("/manifest")
+
+
+async def test_a_lapsed_notice_lock_clears_its_badge_too(app, as_user, nairobi):
+    """The notice is edited site-wide (no entity id in its lock key): its lapse is
+    noticed and the site home redrawn without the badge, like a draft's."""
+    from routes.sites import NOTICE
+
+    svc, alice = app.state.services, await as_user("alice")
+    await svc.locks.acquire(NOTICE.key(nairobi, {}), 2, "Bob Wilson", ttl=0.3)
+    assert texts(await alice.get("/s/nairobi/"), ".notice__lock") == ["Being edited by Bob Wilson"]
+    feed = svc.broker.subscribe([f"site:{nairobi.id}"])
+    try:
+        await asyncio.sleep(0.5)
+        await release_lapsed(svc)
+        event = await next_event(feed)
+        while event.ephemeral:
+            event = await next_event(feed)
+    finally:
+        feed.close()
+    assert event.kind == "notice.lapsed" and 'hx-target="#notice"' in event.html
+    assert "Being edited by" not in event.html
