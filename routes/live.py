@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
@@ -52,7 +53,7 @@ from routes.access import site_of
 from routes.activity import publish_activity
 from routes.common import Services, path_for, redirect, services, templates, wants_fragment
 from routes.forms import FormErrors
-from routes.fragments import delete, partial, render_fragment, toast
+from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.security import APP_CSP
 from tables.base import DomainError, InvalidInput
 from tables.people import SiteAccess, SiteRef
@@ -171,6 +172,41 @@ def errors_of(problem: DomainError | FormErrors | str, default_field: str) -> Fo
     return FormErrors({default_field: problem})
 
 
+# -- ephemeral indicators ------------------------------------------------------------------
+
+INDICATOR_TTL = 8  # s: a page drops an indicator not renewed for this long (its author left)
+
+
+def indicator(slot: str, text: str, *, by: str, ttl: int, within: str = "") -> str:
+    """The partial of an indicator ("Bob is moving #12"): the element `slot` itself, or,
+    `within` a container, a line of its own there (one per author: several can type).
+    Empty `text` takes it away. app.js hides one of the viewer's own and drops one that
+    was not renewed within `ttl` seconds."""
+    if not text:
+        return delete(slot) if within else partial(slot, f'<span id="{slot}"></span>', "outerHTML")
+    html = Markup(
+        '<span id="{}" class="indicator" data-user="{}" data-ttl="{}" role="status">{}</span>'
+    ).format(slot, by, ttl, text)
+    return upsert(within, str(html)) if within else partial(slot, str(html), "outerHTML")
+
+
+class Throttle:
+    """At most one event per `every` seconds per key, in this process (a typist's
+    indicator: the keystrokes of one person must not flood every viewer)."""
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, ...], float] = {}
+
+    def allows(self, key: tuple[str, ...], every: float) -> bool:
+        now = time.monotonic()
+        if now - self._last.get(key, -every) < every:
+            return False
+        if len(self._last) > 10_000:  # forget the long quiet ones
+            self._last = {k: t for k, t in self._last.items() if now - t < 60}
+        self._last[key] = now
+        return True
+
+
 # -- the page ------------------------------------------------------------------------------
 
 
@@ -229,6 +265,7 @@ class LiveArea:
         self.exists = exists
         self.forms = dict(forms or {})
         self._page: PageHandler | None = None
+        self._throttle = Throttle()
 
     def page(self, handler: PageHandler) -> PageHandler:
         """Declare the page handler (it takes the page's `Forms`); `refuse` calls it."""
@@ -387,6 +424,30 @@ class LiveArea:
         await publish_activity(svc.hub, site, actor)
         return html
 
+    async def indicate(
+        self,
+        request: Request,
+        slot: str,
+        text: str = "",
+        *,
+        within: str = "",
+        ttl: int = INDICATOR_TTL,
+        every: float = 0.0,
+    ) -> None:
+        """An ephemeral note for everyone else on this page ("Bob is moving #12") in the
+        element `slot` (or a line of its own `within` a container): sent live only, never
+        stored, never replayed after a reconnect. `text=""` takes it away; without a
+        renewal every `ttl` seconds pages drop it by themselves, so one whose author
+        vanished mid-drag does not stay. `every`: at most one showing per that many
+        seconds per author and slot (clearing is never held back)."""
+        site, params = await self.where(request)
+        access = site_of(request)
+        topic = self.topic(site, params)
+        if text and every and not self._throttle.allows((topic, slot, access.username), every):
+            return
+        html = indicator(slot, text, by=access.username, ttl=ttl, within=within)
+        await services(request).hub.indicate(topic, "indicator", access.username, html)
+
     async def done(
         self,
         request: Request,
@@ -397,14 +458,17 @@ class LiveArea:
         reset: Iterable[str] = (),
         anchor: str = "",
         back: str = "",
+        also: Iterable[tuple[LiveArea, Params, Change]] = (),
     ) -> Response:
         """Success: publish what changed, then htmx gets the partials (and its notice and
         fresh copies of the `reset` forms), a plain form goes back to the page (PRG) with
-        the notice carried along."""
+        the notice carried along. `also`: what the action changed on other pages (a
+        board renamed: its page and the list of boards), published first."""
         site, params = await self.where(request)  # an entity that is not the site's: 404
-        html = await self.publish(
-            services(request), site, params, change, kind=kind, actor=site_of(request).username
-        )
+        svc, actor = services(request), site_of(request).username
+        for area, area_params, area_change in also:
+            await area.publish(svc, site, area_params, area_change, kind=kind, actor=actor)
+        html = await self.publish(svc, site, params, change, kind=kind, actor=actor)
         if wants_fragment(request):  # an in-page htmx post; a boosted form navigates
             html += "".join(self.form_html(request, name, FormState()) for name in reset)
             return HTMLResponse(html + (toast(notice) if notice else ""))
@@ -429,20 +493,23 @@ class LiveArea:
         form: str,
         problem: DomainError | FormErrors | str,
         values: Mapping[str, str] | None = None,
+        *,
+        status: int = 422,
     ) -> Response:
         """Bad input, nothing written: htmx gets that form again with its messages and
         values (a toast for a form without a fragment), a plain form the whole page with
-        that form's messages and values — both 422."""
+        that form's messages and values — both 422 (`status`: 409 when what the user saw
+        has changed since)."""
         spec = self.forms[form]
         state = FormState(errors_of(problem, spec.field), dict(values or {}))
         if wants_fragment(request):
             html = self.form_html(request, form, state)
             if not html:
                 html = toast(next(iter(state.errors.values()), "That did not work."), "error")
-            return HTMLResponse(html, status_code=422)
+            return HTMLResponse(html, status_code=status)
         assert self._page is not None, f"{self.name} declares no page handler"
         response = await self._page(request, Forms({form: state}))
-        response.status_code = 422
+        response.status_code = status
         return response
 
 

@@ -71,10 +71,17 @@ document.documentElement.classList.add("js");
     if (stopCurrent) stopCurrent();
     const status = document.getElementById("live-status");
     const labels = { connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…", polling: "Polling" };
+    // A page that cannot reach the server says since when (a wall screen left for days
+    // must not look current when it is not); polling is current, only slower.
+    let offlineSince = null;
+    const clock = (d) => d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     const show = (state) => {
       if (!status || status.dataset.state === state) return;
+      if (state === "reconnecting") offlineSince ||= new Date();
+      else offlineSince = null;
       status.dataset.state = state;
-      status.textContent = labels[state];
+      status.textContent = offlineSince
+        ? `Offline since ${clock(offlineSince)} — reconnecting…` : labels[state];
     };
     const cursorEl = () => document.getElementById("live-cursor");
     const setCursor = (id) => { if (id && cursorEl()) cursorEl().dataset.cursor = id; };
@@ -306,4 +313,32 @@ document.documentElement.classList.add("js");
   });
   document.addEventListener("htmx:after:swap", recount);
   document.addEventListener("htmx:after:settle", recount);
+})();
+
+// ---- ephemeral indicators ("Bob is moving #12", "Bob is typing…") ----------------------
+// Sent live only. A person never sees their own; one not renewed within its data-ttl
+// seconds goes (its author closed the tab or lost the Wi-Fi mid-drag). A renewal arrives
+// as a new element (or a morph that drops data-seen), which starts the clock again.
+(() => {
+  "use strict";
+  const sweep = () => {
+    const me = document.body.dataset.me;
+    const now = Date.now();
+    for (const el of document.querySelectorAll(".indicator[data-ttl]")) {
+      if (me && el.dataset.user === me) { el.hidden = true; continue; }
+      if (!el.dataset.seen) { el.dataset.seen = String(now); continue; }
+      if (now - Number(el.dataset.seen) > Number(el.dataset.ttl) * 1000) {
+        if (el.parentElement?.classList.contains("indicators")) el.remove();
+        else el.replaceWith(Object.assign(document.createElement("span"), { id: el.id }));
+      }
+    }
+  };
+  // New ones are checked as they arrive, so a person's own never shows even for a moment.
+  const arrived = (changes) => {
+    if (changes.some((c) => [...c.addedNodes].some((n) => n instanceof Element
+        && (n.matches(".indicator") || n.querySelector(".indicator"))))) sweep();
+  };
+  const watch = () => new MutationObserver(arrived).observe(document.body, { childList: true, subtree: true });
+  if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
+  setInterval(sweep, 1000);
 })();
