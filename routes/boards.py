@@ -67,6 +67,7 @@ from tables.boards import (
     delete_ticket,
     move_ticket,
     open_ticket,
+    rename_board,
     tickets_by_id,
     update_ticket,
 )
@@ -157,21 +158,37 @@ async def board_archive(request: Request) -> Response:
             board = await archive_board(site.id, params["board"], access.actor, archived)
     except DomainError as problem:
         raise HTTPException(404, str(problem)) from None
-    await BOARD.publish(
-        services(request),
-        site,
-        params,
-        Change(whole={"columns"}),
-        kind="board.archive",
-        actor=access.username,
-    )
     notice = f"{'Archived' if archived else 'Restored'} the board {board['name']}."
-    return await BOARDS.done(
+    return await BOARD.done(
         request,
-        Change(whole={"boards"}),
+        Change(whole={"head", "columns"}),
         kind="board.archive",
         notice=notice,
-        back=BOARD.url(site, params),
+        also=[(BOARDS, {}, Change(whole={"boards"}))],
+    )
+
+
+async def board_rename(request: Request) -> Response:
+    """Rename a board from the name its renamer saw (a rename since then: 409)."""
+    site, params = await BOARD.where(request)
+    access, form = site_of(request), await read_form(request)
+    version = form.integer("version", label="the version", minimum=1)
+    name = form.raw("name")
+    try:
+        if form.errors or version is None:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            board = await rename_board(site.id, params["board"], version, name, access.actor)
+    except StaleVersion as stale:
+        return await BOARD.refuse(request, "rename", str(stale), {"name": name}, status=409)
+    except DomainError as problem:
+        return await BOARD.refuse(request, "rename", problem, {"name": name})
+    return await BOARD.done(
+        request,
+        Change(whole={"head"}),
+        kind="board.rename",
+        notice=f"Renamed the board {board['name']}.",
+        also=[(BOARDS, {}, Change(whole={"boards"}))],
     )
 
 
@@ -194,42 +211,52 @@ def board_context(site: SiteRef, board: BoardView, editors: Mapping[int, str]) -
 
 
 async def render_board(view: Render) -> str:
-    """What changed on a board, for every viewer: the whole board, some columns (what a
-    move, create or delete touched), some cards in place, a deleted card, new comments."""
+    """What changed on a board, for every viewer: its head (renamed, archived), the whole
+    board, some columns (what a move, create or delete touched), some cards in place, a
+    deleted card, new comments."""
+    editors = await view.editing(TICKET.prefix(view.site))
+    html = ""
+    if view.change.redraws("head") or view.change.redraws("columns"):
+        board = await board_view(view.site.id, view.params["board"])
+        context = board_context(view.site, board, editors)
+        if view.change.redraws("head"):
+            html += partial("board-head", render_fragment("boards/_head.html", **context))
+        if view.change.redraws("columns"):
+            html += partial("columns", render_fragment("boards/_columns.html", **context))
+            return html + deletions(view.change, "ticket")
+    html += await cards_html(view, editors)
+    html += await comments_html(view)
+    return html + deletions(view.change, "ticket")
+
+
+async def cards_html(view: Render, editors: Mapping[int, str]) -> str:
+    """The columns a change redraws ("column-<id>", and those new cards went to), and the
+    cards it changed in place elsewhere: one board query for all of them."""
     site, change, board_id = view.site, view.change, view.params["board"]
-    editors = await view.editing(TICKET.prefix(site))
-    if change.redraws("columns"):
-        board = await board_view(site.id, board_id)
-        html = render_fragment("boards/_columns.html", **board_context(site, board, editors))
-        return partial("columns", html) + deletions(change, "ticket")
     redrawn = set(column_ids(set(change.whole)))
     cards = await tickets_by_id(site.id, sorted({*change.ids("ticket"), *change.new("ticket")}))
     cards = {i: t for i, t in cards.items() if t.board_id == board_id}
     redrawn |= {t.column_id for i, t in cards.items() if i in change.new("ticket")}
-    in_place = [t for t in cards.values() if t.column_id not in redrawn]
-    needed = sorted(redrawn | {t.column_id for t in in_place})
+    in_place = {t.id for t in cards.values() if t.column_id not in redrawn}
+    needed = sorted(redrawn | {cards[i].column_id for i in in_place})
+    if not needed:
+        return ""
+    # All the board's columns for the "Move to…" choices; cards only of those needed.
+    board = await board_view(site.id, board_id, only=needed)
+    context = {
+        **board_context(site, board, editors),
+        "choices": await column_choices(site.id, board_id),
+    }
     html = ""
-    if needed:
-        # All the board's columns for the "Move to…" choices; cards only of those needed.
-        board = await board_view(site.id, board_id, only=needed)
-        context = board_context(site, board, editors)
-        context["choices"] = await column_choices(site.id, board_id)
-        for column in board.columns:
-            if column.id in redrawn:
-                html += partial(
-                    f"column-{column.id}",
-                    render_fragment("boards/_column.html", column=column, **context),
-                )
-        shown = {t.id: (t, c) for c in board.columns for t in c.tickets}
-        for ticket in in_place:
-            if ticket.id in shown:
-                t, column = shown[ticket.id]
-                html += partial(
-                    f"ticket-{t.id}",
-                    render_fragment("boards/_card.html", t=t, column=column, **context),
-                )
-    html += await comments_html(view)
-    return html + deletions(change, "ticket")
+    for column in board.columns:
+        if column.id in redrawn:
+            fragment = render_fragment("boards/_column.html", column=column, **context)
+            html += partial(f"column-{column.id}", fragment)
+        for t in column.tickets if column.id not in redrawn else ():
+            if t.id in in_place:
+                fragment = render_fragment("boards/_card.html", t=t, column=column, **context)
+                html += partial(f"ticket-{t.id}", fragment)
+    return html
 
 
 async def comments_html(view: Render) -> str:
@@ -273,8 +300,9 @@ BOARD = LiveArea(
     params=("board",),
     exists=board_is_the_sites,
     render=render_board,
-    regions={"columns"},
+    regions={"head", "columns"},
     forms={
+        "rename": FormSpec(None, "rename-form", "name"),
         "ticket": FormSpec(None, "new-ticket-form", "title"),
         "move": FormSpec(None, "toasts", "position"),
     },
@@ -365,7 +393,7 @@ async def ticket_move(request: Request) -> Response:
                 site.id, ticket.id, version, column, after, access.actor, reason, eta
             )
     except StaleVersion as stale:
-        return await stale_move(request, site, params, stale, column)
+        return await stale_move(request, site, params, stale)
     except InvalidInput as bad:
         if set(bad.errors) <= PARTS_FIELDS:
             return await waiting_parts_step(request, ticket, form, bad)
@@ -391,7 +419,6 @@ async def stale_move(
     site: SiteRef,
     params: Params,
     stale: StaleVersion,
-    wanted: int,
     what: str = "moved",
 ) -> Response:
     """Someone moved or edited the card since the mover saw it: 409, never a silent jump
@@ -399,7 +426,9 @@ async def stale_move(
     the board as it is now, with the message."""
     message = f"Not {what}: {stale} The board now shows where it is."
     if wants_fragment(request):
-        change = Change(whole={f"column-{stale.current['column']}", f"column-{wanted}"})
+        # The whole board: the mover's screen may show the card where it no longer is
+        # (their stream was behind), and only a redraw of every column takes that copy away.
+        change = Change(whole={"columns"})
         html = await BOARD.render(Render(site, params, change, services(request).locks))
         return HTMLResponse(html + toast(message, "error"), status_code=409)
     state = FormState(FormErrors({"position": message}))
@@ -489,12 +518,49 @@ async def ticket_delete(request: Request) -> Response:
         async with write_tx():
             gone = await delete_ticket(site.id, ticket.id, version, access.actor)
     except StaleVersion as stale:
-        return await stale_move(request, site, params, stale, ticket.column_id, "deleted")
+        return await stale_move(request, site, params, stale, "deleted")
     except DomainError as problem:
         return await BOARD.refuse(request, "move", problem)
     change = Change(gone={"ticket": {gone.ticket_id}}, whole={f"column-{gone.column_id}"})
     notice = f"Deleted #{gone.number} {gone.title}."
     return await BOARD.done(request, change, kind="ticket.delete", notice=notice)
+
+
+# -- who is doing what, ephemeral --------------------------------------------------------------
+
+
+async def ticket_moving(request: Request) -> Response:
+    """A drag started (renewed every few seconds while it lasts) or ended: "Bob is moving
+    #12" on everyone else's card."""
+    _, _, ticket = await the_ticket(request)
+    access, form = site_of(request), await read_form(request)
+    text = "" if form.raw("state") == "end" else f"{access.display_name} is moving {ticket.label}"
+    await BOARD.indicate(request, f"moving-{ticket.id}", text)
+    return Response(status_code=204)
+
+
+async def ticket_typing(request: Request) -> Response:
+    """Someone is writing a comment on the ticket: "Bob is typing…" under its comments,
+    at most one event a second per typist."""
+    _, _, ticket = await the_ticket(request)
+    access, form = site_of(request), await read_form(request)
+    text = "" if form.raw("state") == "end" else f"{access.display_name} is typing…"
+    slot = f"typing-{ticket.id}-{access.user_id}"
+    await BOARD.indicate(request, slot, text, within=f"typing-{ticket.id}", ttl=5, every=1.0)
+    return Response(status_code=204)
+
+
+async def board_wall(request: Request) -> Response:
+    """The wall screen: the board in large type for a TV, read-only, live for days; it
+    says since when it is offline when it is not current."""
+    site, params = await BOARD.where(request)
+    board = await board_view(site.id, params["board"])
+    context = {
+        **board_context(site, board, await held_by(services(request).locks, TICKET.prefix(site))),
+        "wall": True,
+        "live": await BOARD.view(request),
+    }
+    return render(request, "boards/wall.html", context)
 
 
 # -- a card's fields, under a soft lock ------------------------------------------------------
@@ -554,12 +620,16 @@ routes = [
     Route("/boards", board_create, methods=["POST"], name="board_create"),
     *BOARDS.routes("/boards"),
     Route("/boards/{board:id}", board_page, name="board"),
+    Route("/boards/{board:id}/wall", board_wall, name="board_wall"),
     Route("/boards/{board:id}/archive", board_archive, methods=["POST"], name="board_archive"),
+    Route("/boards/{board:id}/rename", board_rename, methods=["POST"], name="board_rename"),
     Route("/boards/{board:id}/tickets", ticket_create, methods=["POST"], name="ticket_create"),
     Route(TICKET_PATH, ticket_page, name="ticket"),
     Route(f"{TICKET_PATH}/move", ticket_move, methods=["POST"], name="ticket_move"),
     Route(f"{TICKET_PATH}/waiting-parts", ticket_waiting_parts, name="ticket_waiting_parts"),
     Route(f"{TICKET_PATH}/comments", comment_add, methods=["POST"], name="comment_add"),
+    Route(f"{TICKET_PATH}/moving", ticket_moving, methods=["POST"], name="ticket_moving"),
+    Route(f"{TICKET_PATH}/typing", ticket_typing, methods=["POST"], name="ticket_typing"),
     Route(f"{TICKET_PATH}/delete", ticket_delete_confirm, name="ticket_delete_confirm"),
     Route(f"{TICKET_PATH}/delete", ticket_delete, methods=["POST"], name="ticket_delete"),
     *TICKET.routes(f"{TICKET_PATH}/edit"),

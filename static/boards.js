@@ -1,0 +1,124 @@
+// floorboard's boards: drag a card by its handle (mouse, finger or pen), or move it with
+// the handle's arrow keys; "Bob is moving #12" while a drag lasts; "Bob is typing…" on a
+// ticket's comments. Every move goes through the card's own "Move to…" form, so a drag
+// says what the mover saw (the card's version) like a plain post does, and the answer
+// (the columns as they are now, or a 409 with them and a message) is applied the same way.
+(() => {
+  "use strict";
+  const { csrfToken } = window.floorboard;
+  const RENEW_EVERY = 3000; // ms; others drop an indicator after 8 s without a renewal
+  const TYPING_EVERY = 2000; // ms between "typing" events while keys go down
+  const TYPING_IDLE = 3000; // ms without a key: "stopped typing"
+
+  const post = (url, state) => {
+    if (!url) return;
+    const body = new FormData();
+    body.append("state", state);
+    fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() } }).catch(() => {});
+  };
+
+  // Submit the card's "Move to…" form with a column and a place ("top", "after:<id>").
+  let refocus = null; // the card whose handle gets the focus back after the redraw
+  const move = (card, column, position) => {
+    const form = card.querySelector(".move-form");
+    if (!form) return;
+    form.elements.column.value = column;
+    const place = form.elements.position;
+    if (![...place.options].some((o) => o.value === position)) place.add(new Option(position, position));
+    place.value = position;
+    form.requestSubmit();
+  };
+  const placeAfter = (card) => {
+    let before = card.previousElementSibling;
+    while (before && !before.classList.contains("ticket")) before = before.previousElementSibling;
+    return before ? `after:${before.id.replace("ticket-", "")}` : "top";
+  };
+  const cardsOf = (list) => [...list.children].filter((el) => el.classList.contains("ticket"));
+
+  // -- drag and drop -------------------------------------------------------------------
+  let renewal = null;
+  const wired = new WeakSet(); // not an attribute: a morph of the column would drop it
+  const wireList = (list) => {
+    if (wired.has(list) || typeof Sortable === "undefined") return;
+    if (document.body.classList.contains("wall-page")) return; // the wall only shows
+    wired.add(list);
+    Sortable.create(list, {
+      group: "board",
+      handle: ".ticket__handle",
+      draggable: ".ticket",
+      animation: 150,
+      ghostClass: "ticket--ghost",
+      chosenClass: "ticket--dragging",
+      onStart: (e) => {
+        const card = e.item;
+        post(card.dataset.movingUrl, "start");
+        clearInterval(renewal);
+        renewal = setInterval(() => post(card.dataset.movingUrl, "start"), RENEW_EVERY);
+      },
+      onEnd: (e) => {
+        const card = e.item;
+        clearInterval(renewal);
+        renewal = null;
+        post(card.dataset.movingUrl, "end");
+        if (e.from === e.to && e.oldIndex === e.newIndex) return; // put back where it was
+        move(card, e.to.dataset.column, placeAfter(card));
+      },
+    });
+  };
+
+  // -- the keyboard: arrows on a focused handle ------------------------------------------
+  document.addEventListener("keydown", (e) => {
+    const handle = e.target instanceof Element && e.target.closest(".ticket__handle");
+    if (!handle || !["ArrowUp", "ArrowDown", "ArrowLeft", "ArrowRight"].includes(e.key)) return;
+    const card = handle.closest(".ticket");
+    const list = card.closest(".column__cards[data-column]");
+    if (!list) return;
+    e.preventDefault();
+    const cards = cardsOf(list);
+    const i = cards.indexOf(card);
+    if (e.key === "ArrowUp" && i > 0) {
+      move(card, list.dataset.column, i > 1 ? `after:${cards[i - 2].id.replace("ticket-", "")}` : "top");
+    } else if (e.key === "ArrowDown" && i < cards.length - 1) {
+      move(card, list.dataset.column, `after:${cards[i + 1].id.replace("ticket-", "")}`);
+    } else if (e.key === "ArrowLeft" || e.key === "ArrowRight") {
+      const lists = [...document.querySelectorAll(".column__cards[data-column]")];
+      const next = lists[lists.indexOf(list) + (e.key === "ArrowLeft" ? -1 : 1)];
+      if (next) move(card, next.dataset.column, "top");
+    } else {
+      return;
+    }
+    refocus = card.id;
+  });
+  const restoreFocus = () => {
+    if (!refocus) return;
+    const handle = document.querySelector(`#${refocus} .ticket__handle`);
+    if (handle && document.activeElement !== handle) handle.focus();
+  };
+  document.addEventListener("htmx:after:settle", restoreFocus);
+  document.addEventListener("htmx:after:swap", restoreFocus);
+  document.addEventListener("focusin", (e) => {
+    if (refocus && !(e.target instanceof Element && e.target.closest(`#${refocus}`))) refocus = null;
+  });
+
+  // -- "Bob is typing…" ---------------------------------------------------------------------
+  let lastTyping = 0;
+  let idle = null;
+  document.addEventListener("input", (e) => {
+    const box = e.target instanceof HTMLTextAreaElement && e.target.dataset.typingUrl ? e.target : null;
+    if (!box) return;
+    const now = Date.now();
+    if (now - lastTyping > TYPING_EVERY) { lastTyping = now; post(box.dataset.typingUrl, "start"); }
+    clearTimeout(idle);
+    idle = setTimeout(() => { lastTyping = 0; post(box.dataset.typingUrl, "end"); }, TYPING_IDLE);
+  });
+  document.addEventListener("submit", (e) => {
+    const box = e.target.querySelector?.("textarea[data-typing-url]");
+    if (box && lastTyping) { clearTimeout(idle); lastTyping = 0; post(box.dataset.typingUrl, "end"); }
+  });
+
+  // Lists come and go with swaps (a column redrawn, a boosted navigation): wire new ones.
+  const wire = () => document.querySelectorAll(".column__cards[data-column]").forEach(wireList);
+  document.addEventListener("htmx:after:process", wire);
+  document.addEventListener("htmx:after:swap", wire);
+  document.addEventListener("DOMContentLoaded", wire);
+})();
