@@ -6,7 +6,10 @@
 - `LockEditorPage`: what every soft-locked editor has (`#editor.editor`, its
   `data-lock-state` mine | held | free | lost, the live `.lock-state` line, Save, Cancel/Back,
   "Start editing", "Take over from X");
-- `UserPages`: several signed-in users side by side, each on the drafts page.
+- `UserPages`: several signed-in users side by side, each on the drafts page;
+- `BoardPage` (one ticket board: columns, cards, "Move to…", Edit, Delete…, Add),
+  `TicketEditor` (a card's editor), `TicketView` (a card's page with its comments) and
+  `BoardUsers` (several users side by side on one board) on /s/{site}/boards/{board}.
 """
 
 from __future__ import annotations
@@ -429,5 +432,255 @@ class UserPages:
             assert drafts.problems is not None
             try:
                 drafts.problems.assert_clean()
+            except AssertionError as exc:
+                raise AssertionError(f"{username}'s page: {exc}") from None
+
+
+# --- ticket boards -------------------------------------------------------------------------
+
+# Holds back what the page's stream brings until thawed: a screen that has not caught up
+# yet (a slow link, a tab that was asleep), so a test can act on what it still shows. htmx's
+# SSE extension awaits every promise given to `waitUntil` in `htmx:sse:before:message`
+# before it swaps that message (and the ones after it): nothing is lost, only late.
+FREEZE_JS = """() => {
+  if (!window.__freeze) {
+    window.__freeze = { held: null, release: null };
+    document.addEventListener("htmx:sse:before:message", (e) => {
+      if (window.__freeze.held) e.detail.waitUntil(window.__freeze.held);
+    }, true);
+  }
+  window.__freeze.held = new Promise((resolve) => { window.__freeze.release = resolve; });
+}"""
+THAW_JS = """() => {
+  const f = window.__freeze;
+  if (f && f.held) { f.held = null; f.release(); }
+}"""
+
+
+class TicketEditor(LockEditorPage):
+    """/s/{site}/boards/{board}/tickets/{id}/edit: a card's fields under a soft lock (open
+    by the card's "Edit" button, a POST that takes the lock; left by Cancel, "← The board",
+    or by saving)."""
+
+    def __init__(self, page: Page) -> None:
+        super().__init__(page)
+        self.heading = page.get_by_role("heading", level=1)
+        self.title = page.locator("#editor").get_by_label("Title", exact=True)
+        self.description = page.locator("#editor").get_by_label("Description", exact=True)
+        self.board_link = page.get_by_role("link", name="← The board")
+
+    def save(self, *, title: str | None = None, description: str | None = None) -> None:
+        """Fill in and press Save; the answer is the board again (at the card's anchor)."""
+        expect(self.save_button).to_be_enabled()
+        if title is not None:
+            self.title.fill(title)
+        if description is not None:
+            self.description.fill(description)
+        self.save_button.click()
+
+
+class TicketView:
+    """/s/{site}/boards/{board}/tickets/{id}: one card with its comments (a page of the
+    board: the same stream and presence list)."""
+
+    def __init__(self, page: Page, ticket_id: int) -> None:
+        self.page = page
+        self.ticket_id = ticket_id
+        self.heading = page.get_by_role("heading", level=1)
+        self.card = page.locator(f"#ticket-{ticket_id}")
+        self.comments = page.locator(f"#comments-{ticket_id} > li")
+        self.comment_field = page.get_by_label("Add a comment")
+        self.comment_button = page.get_by_role("button", name="Comment", exact=True)
+        self.comment_count = self.card.get_by_text(re.compile(r"^\d+ comments?$"))
+        self.status = page.locator("#live-status")
+
+    def comment(self, text: str) -> None:
+        self.comment_field.fill(text)
+        self.comment_button.click()
+
+    def wait_live(self) -> TicketView:
+        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
+        return self
+
+
+class BoardPage:
+    """/s/{site}/boards/{board}: columns (`#column-<id>`, their cards in `#cards-<id>`),
+    cards (`#ticket-<id>`, each with Edit, "Delete…" and a "Move to…" form: Column, Place,
+    "Move #N"), "Add a ticket", presence, toasts and (without JavaScript) messages."""
+
+    def __init__(self, page: Page, path: str, problems: PageProblems | None = None) -> None:
+        self.page = page
+        self.path = path.rstrip("/")
+        self.url_pattern = re.compile(rf"{re.escape(self.path)}/?(#.*)?$")
+        self.problems = problems
+        self.status = page.locator("#live-status")
+        self.presence = page.locator("#presence")
+        self.presence_count = page.locator("#presence .presence__count")
+        self.columns = page.locator("#columns")
+        self.toasts = page.locator("#toasts")
+        self.messages = page.locator("main .messages .alert")
+        self.alerts = page.locator("main [role=alert]")  # a refusal said on the page
+        self.live_frame = page.locator("iframe.live-frame")
+        self.new_ticket = page.locator("details.new-ticket")
+        self.new_ticket_form = page.locator("#new-ticket-form")
+
+    # -- where --------------------------------------------------------------------------
+
+    def open(self) -> BoardPage:
+        self.page.goto(self.path)
+        return self
+
+    def wait_live(self) -> BoardPage:
+        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
+        return self
+
+    def expect_here(self, timeout: float = 5000) -> None:
+        expect_location(self.page, self.url_pattern, timeout)
+        expect(self.columns).to_be_visible()
+
+    # -- what is on it --------------------------------------------------------------------
+
+    def avatar(self, full_name: str) -> Locator:
+        return self.presence.locator(f'.avatar[title="{full_name}"]')
+
+    def column(self, column_id: int) -> Locator:
+        return self.page.locator(f"#column-{column_id}")
+
+    def card(self, ticket_id: int) -> Locator:
+        return self.page.locator(f"#ticket-{ticket_id}")
+
+    def card_in(self, column_id: int, ticket_id: int) -> Locator:
+        return self.page.locator(f"#column-{column_id} #ticket-{ticket_id}")
+
+    def cards_in(self, column_id: int) -> Locator:
+        return self.page.locator(f"#cards-{column_id} > li[id^='ticket-']")
+
+    def order_in(self, column_id: int) -> list[int]:
+        """The ids of a column's cards, top to bottom."""
+        ids = self.cards_in(column_id).evaluate_all("(cards) => cards.map((c) => c.id)")
+        return [int(i.removeprefix("ticket-")) for i in ids]
+
+    def columns_showing(self, ticket_id: int) -> list[int]:
+        """The ids of every column that shows the card now (one, unless the page is wrong)."""
+        ids = self.page.locator(f"[id='ticket-{ticket_id}']").evaluate_all(
+            "(cards) => cards.map((c) => c.closest('section[id^=column-]')?.id || '')"
+        )
+        return [int(i.removeprefix("column-")) for i in ids if i]
+
+    def card_title(self, ticket_id: int) -> Locator:
+        return self.card(ticket_id).locator(f"a[href$='/tickets/{ticket_id}']").first
+
+    def editing_badge(self, ticket_id: int) -> Locator:
+        """ "Alice Wanjiru is editing #3" on the card while her editor is open."""
+        return self.card(ticket_id).get_by_text(re.compile(r" is editing #\d+"))
+
+    def toast(self, text: str | re.Pattern[str]) -> Locator:
+        return self.toasts.locator(".toast", has_text=text)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def choose_move(self, ticket_id: int, column: str, place: str = "Bottom") -> Locator:
+        """Open the card's "Move to…", pick the column and the place; its submit button."""
+        card = self.card(ticket_id)
+        summary = card.locator("summary", has_text="Move to…")
+        details = card.locator("details").filter(
+            has=self.page.locator("summary", has_text="Move to…")
+        )
+        if details.get_attribute("open") is None:
+            summary.click()
+        card.get_by_label("Column", exact=True).select_option(label=column)
+        card.get_by_label("Place", exact=True).select_option(label=place)
+        return card.get_by_role("button", name=re.compile(r"^Move #\d+$"))
+
+    def move(self, ticket_id: int, column: str, place: str = "Bottom") -> int:
+        """Move a card through its "Move to…" form; returns once the answer is in (the HTTP
+        status of the POST: 200 under htmx, 303 for a plain form, 409 for a stale one)."""
+        button = self.choose_move(ticket_id, column, place)
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith(f"/tickets/{ticket_id}/move")
+        ) as answer:
+            button.click()
+        return answer.value.status
+
+    def open_editor(self, ticket_id: int) -> TicketEditor:
+        """The card's "Edit" (a POST that takes the lock): its editor, mine."""
+        self.card(ticket_id).get_by_role("button", name=re.compile(r"^Edit\b")).click()
+        editor = TicketEditor(self.page)
+        editor.expect_state("mine")
+        return editor
+
+    def add_ticket(self, title: str, column: str | None = None) -> None:
+        """Open "Add a ticket", fill in its title (and column) and press Add."""
+        if self.new_ticket.get_attribute("open") is None:
+            self.new_ticket.locator("summary").click()
+        form = self.new_ticket_form
+        if column is not None:
+            form.get_by_label("Column", exact=True).select_option(label=column)
+        form.get_by_label("Title", exact=True).fill(title)
+        form.get_by_role("button", name="Add", exact=True).click()
+
+    def open_delete(self, ticket_id: int) -> Locator:
+        """The card's "Delete…" link: the confirmation page; its Delete button."""
+        self.card(ticket_id).get_by_role("link", name=re.compile(r"^Delete…")).click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Delete #"))
+        return self.page.get_by_role("button", name=re.compile(r"^Delete #\d+$"))
+
+    def open_ticket(self, ticket_id: int) -> TicketView:
+        self.card_title(ticket_id).click()
+        view = TicketView(self.page, ticket_id)
+        expect(view.comment_field).to_be_visible()
+        return view
+
+    # -- "no reload", and a screen that has not caught up ------------------------------------
+
+    def mark(self) -> None:
+        self.page.evaluate("window.__notReloaded = true")
+
+    def still_marked(self) -> bool:
+        return self.page.evaluate("window.__notReloaded === true")
+
+    def freeze(self) -> None:
+        """From now on the stream's messages wait: the screen stays as it is."""
+        self.page.evaluate(FREEZE_JS)
+
+    def thaw(self) -> None:
+        """The messages held back are swapped in, in order; the stream flows again."""
+        self.page.evaluate(THAW_JS)
+
+
+class BoardUsers:
+    """`viewers("alice", "/s/nairobi/boards/7")` -> a BoardPage, signed in, in its own
+    context (a 1024x768 touch tablet unless told otherwise), open on that board and
+    streaming; watched for console errors and CSP violations from the sign-in on."""
+
+    def __init__(self, new_context: Callable[..., Any], base_url: str) -> None:
+        self.new_context = new_context
+        self.base_url = base_url
+        self.pages: dict[str, BoardPage] = {}
+
+    def __call__(
+        self,
+        username: str,
+        path: str,
+        *,
+        ignore: Callable[[Any], bool] = is_missing_favicon,
+        **context_args: Any,
+    ) -> BoardPage:
+        page = self.new_context(**{**TABLET, **context_args}).new_page()
+        problems = PageProblems.watch(page, ignore=ignore)
+        sign_in(page, self.base_url, username, next_path=path)
+        board = BoardPage(page, path, problems)
+        if not board.url_pattern.search(page.url):
+            pytest.fail(f"{username} did not land on the board: {describe(page)}")
+        self.pages[username] = board.wait_live()
+        return board
+
+    def assert_clean(self, *only: str) -> None:
+        for username, board in self.pages.items():
+            if only and username not in only:
+                continue
+            assert board.problems is not None
+            try:
+                board.problems.assert_clean()
             except AssertionError as exc:
                 raise AssertionError(f"{username}'s page: {exc}") from None
