@@ -54,6 +54,7 @@ from tables.boards import (
     BoardKind,
     BoardView,
     ColumnView,
+    MoveResult,
     Priority,
     TicketView,
     add_comment,
@@ -372,26 +373,26 @@ def read_position(form: Form) -> tuple[str, int | None]:
 
 
 async def ticket_move(request: Request) -> Response:
-    """The "Move to…" form: a column and a place in it, as the mover saw the card."""
+    """The "Move to…" form (and a drop, which fills it in): a column and a place in it,
+    as the mover saw the card."""
     site, params, ticket = await the_ticket(request)
     access, form = site_of(request), await read_form(request)
     version = form.integer("version", label="the version", minimum=1)
     column = form.id("column")
     where, after = read_position(form)
-    reason, eta = form.raw("parts_reason"), form.raw("parts_eta")
     if form.errors or version is None or column is None:
         return await BOARD.refuse(request, "move", FormErrors(form.errors))
     choices = {c.id: c for c in await column_choices(site.id, params["board"])}
     if column not in choices:
         return await BOARD.refuse(request, "move", "Choose one of this board's columns.")
     if where == "bottom":
-        target = (await board_view(site.id, params["board"], only=[column])).columns[0]
-        after = next((t.id for t in reversed(target.tickets) if t.id != ticket.id), None)
+        after = await last_card(site, params, column, but=ticket.id)
     try:
         async with write_tx():
             moved = await move_ticket(
-                site.id, ticket.id, version, column, after, access.actor, reason, eta
-            )
+                site.id, ticket.id, version, column, after, access.actor,
+                form.raw("parts_reason"), form.raw("parts_eta"),
+            )  # fmt: skip
     except StaleVersion as stale:
         return await stale_move(request, site, params, stale)
     except InvalidInput as bad:
@@ -400,13 +401,26 @@ async def ticket_move(request: Request) -> Response:
         return await BOARD.refuse(request, "move", bad)
     except DomainError as problem:
         return await BOARD.refuse(request, "move", problem)
+    return await moved_answer(request, ticket, moved, choices[column].title)
+
+
+async def last_card(site: SiteRef, params: Params, column: int, but: int) -> int | None:
+    """The card at the bottom of a column (not counting the one being moved)."""
+    target = (await board_view(site.id, params["board"], only=[column])).columns[0]
+    return next((t.id for t in reversed(target.tickets) if t.id != but), None)
+
+
+async def moved_answer(
+    request: Request, ticket: TicketView, moved: MoveResult, column_title: str
+) -> Response:
+    """A move done: the touched columns for everyone, and the mover's notice."""
     if not moved.changed:
-        notice = f"#{ticket.number} is already there."
+        notice = f"{ticket.label} is already there."
         return await BOARD.done(request, Change(), kind="ticket.move", notice=notice)
     change = Change(
         items={"ticket": set(moved.changed)}, whole={f"column-{c}" for c in moved.columns}
     )
-    notice = f"Moved #{ticket.number} to {choices[column].title}."
+    notice = f"Moved {ticket.label} to {column_title}."
     if not moved.as_asked:
         notice += " The card you chose had left that column, so it went to the top."
     return await BOARD.done(

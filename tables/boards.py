@@ -711,6 +711,54 @@ async def _renumber(orders: dict[int, list[int]], places: dict[int, tuple[int, i
     return [ticket_id for ticket_id, _ in changed]
 
 
+def _read_parts(
+    reason: str, eta: datetime | str | None, tz: ZoneInfo
+) -> tuple[str, datetime | None, str]:
+    """The parts wait as given: the reason tidied, the ETA as a moment (datetime-local
+    text is in the site's time zone), and the ETA text as typed ("" if none)."""
+    tidy = " ".join(reason.split()) if typeable(reason) else reason
+    text = eta.strip() if isinstance(eta, str) else ""
+    if text:
+        return tidy, parse_moment(text, tz), text
+    if isinstance(eta, datetime):
+        return tidy, eta if eta.tzinfo else eta.replace(tzinfo=tz), text
+    return tidy, None, text
+
+
+async def _write_move(
+    ticket: dict[str, Any],
+    expected_version: int,
+    to_column: dict[str, Any],
+    actor: Actor,
+    reason: str,
+    eta: datetime | None,
+) -> None:
+    """The card's own row: its column (entering one starts its clock and sets or clears the
+    parts wait), version and who — only if nobody edited it since `expected_version`."""
+    stamp = now()
+    moved: dict[Any, Any] = {
+        Ticket.column: to_column["id"],
+        Ticket.version: Ticket.version + 1,
+        Ticket.updated_by_name: actor.name,
+        Ticket.updated_at: stamp,
+    }
+    if ticket["column"] != to_column["id"]:
+        moved[Ticket.entered_column_at] = stamp
+        waiting = to_column["key"] == WAITING_PARTS
+        moved[Ticket.parts_reason] = reason if waiting else ""
+        moved[Ticket.parts_eta] = eta if waiting else None
+    saved = await (
+        Ticket.update(moved)
+        .where((Ticket.id == ticket["id"]) & (Ticket.version == expected_version))
+        .returning(Ticket.id)
+    )
+    if not saved:  # edited between our read and this write (edits take no board lock)
+        current = await Ticket.select().where(Ticket.id == ticket["id"]).first()
+        if current is None:
+            raise DomainError("This ticket was deleted a moment ago.")
+        raise await _moved_meanwhile(current, to_column)
+
+
 async def move_ticket(
     site_id: int,
     ticket_id: int,
@@ -732,14 +780,7 @@ async def move_ticket(
     to_column = await _column(board["id"], to_column_id)
     if to_column is None:
         raise InvalidInput({"column": "Choose one of this board's columns."})
-    reason = " ".join(parts_reason.split()) if typeable(parts_reason) else parts_reason
-    eta_text = parts_eta.strip() if isinstance(parts_eta, str) else ""
-    if eta_text:
-        eta = parse_moment(eta_text, board["tz"])
-    elif isinstance(parts_eta, datetime):
-        eta = parts_eta if parts_eta.tzinfo else parts_eta.replace(tzinfo=board["tz"])
-    else:
-        eta = None
+    reason, eta, eta_text = _read_parts(parts_reason, parts_eta, board["tz"])
     layout = await _lock_layout(board)
     ticket = await Ticket.select().where(Ticket.id == ticket_id).first()
     if ticket is None:
@@ -769,28 +810,7 @@ async def move_ticket(
     )
     if orders == before:  # dropped where it was: nothing changes, nothing to record
         return result
-    stamp = now()
-    moved: dict[Any, Any] = {
-        Ticket.column: to_column["id"],
-        Ticket.version: Ticket.version + 1,
-        Ticket.updated_by_name: actor.name,
-        Ticket.updated_at: stamp,
-    }
-    if entering:
-        moved[Ticket.entered_column_at] = stamp
-        waiting = to_column["key"] == WAITING_PARTS
-        moved[Ticket.parts_reason] = reason if waiting else ""
-        moved[Ticket.parts_eta] = eta if waiting else None
-    saved = await (
-        Ticket.update(moved)
-        .where((Ticket.id == ticket_id) & (Ticket.version == expected_version))
-        .returning(Ticket.id)
-    )
-    if not saved:  # edited between our read and this write (edits take no board lock)
-        current = await Ticket.select().where(Ticket.id == ticket_id).first()
-        if current is None:
-            raise DomainError("This ticket was deleted a moment ago.")
-        raise await _moved_meanwhile(current, to_column)
+    await _write_move(ticket, expected_version, to_column, actor, reason, eta)
     result.changed = sorted(await _renumber(orders, places), key=lambda i: i != ticket_id)
     summary = _move_summary(ticket, to_column, entering, reason, eta, board["tz"])
     await _record(board, actor, "ticket.move", summary)
