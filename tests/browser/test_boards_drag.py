@@ -157,3 +157,17 @@ def test_others_see_who_is_moving_a_card_until_the_drag_ends(new_user_page, boar
     alice.mouse.up()  # dropped where it was: nothing moves, and the note goes
     expect(indicator).to_have_count(0, timeout=LIVE)
     assert board.order(board.columns[0])[0] == card
+
+
+def test_the_note_of_a_dragger_who_vanished_goes_by_itself(new_user_page, board, base_url):
+    """Bob's tablet lost its Wi-Fi mid-drag: no "end" ever comes, no renewal either."""
+    alice, problems = open_board(new_user_page, "alice", board)
+    bob = SiteClient(base_url, "bob")
+    card = board.cards[0]
+    started = bob.post(f"{board.url}/tickets/{card}/moving", {"state": "start"})
+    assert started.status_code == 204
+    indicator = alice.locator(f"#ticket-{card} .indicator")
+    expect(indicator).to_have_text("Bob Wilson is moving #1", timeout=LIVE)
+    expect(indicator).to_have_count(0, timeout=11000)  # its 8 s lapse, checked each second
+    bob.close()
+    problems.assert_clean()
