@@ -49,6 +49,7 @@ from routes.live import (
 )
 from tables.base import DomainError, InvalidInput, StaleVersion, write_tx
 from tables.boards import (
+    BOTTOM,
     EDITABLE,
     Board,
     BoardKind,
@@ -386,7 +387,7 @@ async def ticket_move(request: Request) -> Response:
     if column not in choices:
         return await BOARD.refuse(request, "move", "Choose one of this board's columns.")
     if where == "bottom":
-        after = await last_card(site, params, column, but=ticket.id)
+        after = BOTTOM
     try:
         async with write_tx():
             moved = await move_ticket(
@@ -402,12 +403,6 @@ async def ticket_move(request: Request) -> Response:
     except DomainError as problem:
         return await BOARD.refuse(request, "move", problem)
     return await moved_answer(request, ticket, moved, choices[column].title)
-
-
-async def last_card(site: SiteRef, params: Params, column: int, but: int) -> int | None:
-    """The card at the bottom of a column (not counting the one being moved)."""
-    target = (await board_view(site.id, params["board"], only=[column])).columns[0]
-    return next((t.id for t in reversed(target.tickets) if t.id != but), None)
 
 
 async def moved_answer(

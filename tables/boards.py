@@ -661,6 +661,9 @@ class MoveResult:
         return list(dict.fromkeys((self.from_column, self.to_column)))
 
 
+BOTTOM = -1  # `after_ticket_id` of move_ticket: after the last card, whichever that is then
+
+
 def place(order: list[int], ticket_id: int, after: int | None) -> tuple[list[int], bool]:
     """A column's order (without the card) with `ticket_id` put after `after` (None: at
     the top), and whether that neighbour was there. A neighbour that is not in the column
@@ -770,7 +773,7 @@ async def move_ticket(
     parts_eta: datetime | str | None = None,
 ) -> MoveResult:
     """Move a card into a column (maybe the one it is in) after a neighbour (None: at the
-    top), as the mover saw it at `expected_version`.
+    top; BOTTOM: at the bottom), as the mover saw it at `expected_version`.
 
     Refused with StaleVersion (TicketMoved) when the card was moved or edited since. A
     card entering a workflow board's "waiting parts" needs a parts reason and an ETA not
@@ -794,7 +797,9 @@ async def move_ticket(
             raise InvalidInput(errors)
     before, places = await _column_orders(list(dict.fromkeys((ticket["column"], to_column["id"]))))
     orders = {column_id: [i for i in ids if i != ticket_id] for column_id, ids in before.items()}
-    if after_ticket_id == ticket_id:  # "after itself": where it is, or on top elsewhere
+    if after_ticket_id == BOTTOM:  # read under the board's lock: the bottom as it is now
+        after_ticket_id = orders[to_column["id"]][-1] if orders[to_column["id"]] else None
+    elif after_ticket_id == ticket_id:  # "after itself": where it is, or on top elsewhere
         after_ticket_id = None if entering else _before(before[ticket["column"]], ticket_id)
     orders[to_column["id"]], as_asked = place(orders[to_column["id"]], ticket_id, after_ticket_id)
     result = MoveResult(
