@@ -113,6 +113,7 @@ class Render:
     params: Params
     change: Change
     locks: LockStore
+    filters: Mapping[str, str] = field(default_factory=dict)  # the page's (a day), for a resync
 
     async def editing(self, prefix: str) -> dict[int, str]:
         """Who holds the locks under `prefix`, by the entity id that ends each key."""
@@ -256,6 +257,7 @@ class LiveArea:
         topic: Callable[[SiteRef, Params], str] | None = None,
         exists: Callable[[SiteRef, Params], Awaitable[bool]] | None = None,
         forms: Mapping[str, FormSpec] | None = None,
+        filters: tuple[str, ...] = (),
     ) -> None:
         self.name = name  # the page's route name; its stream is "<name>_live"
         self.render = render
@@ -264,6 +266,9 @@ class LiveArea:
         self._topic = topic
         self.exists = exists
         self.forms = dict(forms or {})
+        # Query parameters that choose what the page shows (the day of a dashboard): its
+        # stream and poll carry them, so a resync or a poll draws what that page shows.
+        self.filters = filters
         self._page: PageHandler | None = None
         self._throttle = Throttle()
 
@@ -294,6 +299,10 @@ class LiveArea:
     def url(self, site: SiteRef, params: Params) -> str:
         return path_of(self.name, site, params)
 
+    def filters_of(self, request: Request) -> dict[str, str]:
+        """The page's filters as the request gives them (the renderer checks them)."""
+        return {f: request.query_params.get(f, "")[:100] for f in self.filters}
+
     # -- the page's live wiring -------------------------------------------------------------
 
     async def view(self, request: Request) -> LiveView:
@@ -305,21 +314,27 @@ class LiveArea:
         cursor = await hub.cursor([topic])
         conn = secrets.token_urlsafe(12)
         base = path_of(f"{self.name}_live", site, params)
+        filters = {k: v for k, v in self.filters_of(request).items() if v}
         # A refused plain post renders the page at the action's address: refresh the page.
         page = request.url.path if request.method == "GET" else self.url(site, params)
+        if filters:
+            page += "?" + urlencode(filters)
         status_query = urlencode({"cursor": cursor, "page": page})
         return LiveView(
-            stream_url=f"{base}?{urlencode({'cursor': cursor, 'conn': conn})}",
+            stream_url=f"{base}?{urlencode({'cursor': cursor, 'conn': conn, **filters})}",
             beat_url=f"{base}/beat?conn={conn}",
-            poll_url=f"{base}/poll",
+            poll_url=f"{base}/poll" + (f"?{urlencode(filters)}" if filters else ""),
             status_url=f"{base}/status?{status_query}",
             cursor=cursor,
             viewers=await hub.presence.viewers(topic),
         )
 
-    async def fresh(self, svc: Services, site: SiteRef, params: Params) -> str:
+    async def fresh(
+        self, svc: Services, site: SiteRef, params: Params, filters: Mapping[str, str]
+    ) -> str:
         """Every live region of the page, fresh (for a resync or a poll)."""
-        return await self.render(Render(site, params, Change(whole=self.regions), svc.locks))
+        change = Change(whole=self.regions)
+        return await self.render(Render(site, params, change, svc.locks, filters))
 
     async def stream(self, request: Request) -> Response:
         site, params = await self.where(request)
@@ -330,7 +345,7 @@ class LiveArea:
         return svc.hub.stream(  # type: ignore[return-value]
             [topic],
             resume,
-            lambda: self.fresh(svc, site, params),
+            lambda: self.fresh(svc, site, params, self.filters_of(request)),
             page=topic,
             conn_id=conn if CONN_ID.fullmatch(conn) else None,
             viewer=viewer_of(access),
@@ -355,7 +370,7 @@ class LiveArea:
         seen = Cursor.decode(request.query_params.get("cursor"), topics)
         if seen is not None and seen == now:
             return Response(status_code=204)
-        html = await self.fresh(svc, site, params)
+        html = await self.fresh(svc, site, params, self.filters_of(request))
         html += partial(
             "live-cursor",
             f'<span id="live-cursor" hidden data-cursor="{now.encode(topics)}"></span>',

@@ -95,9 +95,10 @@ document.documentElement.classList.add("js");
     let retryTimer = null;
     const poll = () => {
       if (!live.isConnected) return stop();
-      const url = `${live.dataset.pollUrl}?cursor=${encodeURIComponent(cursorEl()?.dataset.cursor || "")}`;
+      const url = new URL(live.dataset.pollUrl, location.href); // it may carry the page's filters
+      url.searchParams.set("cursor", cursorEl()?.dataset.cursor || "");
       // htmx applies the <hx-partial>s of the answer; 204 (nothing new) swaps nothing.
-      htmx.ajax("GET", url, { source: live, target: live, swap: "none" }).catch(() => {});
+      htmx.ajax("GET", url.pathname + url.search, { source: live, target: live, swap: "none" }).catch(() => {});
     };
     const startPolling = () => {
       if (pollTimer) return;
