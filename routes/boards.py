@@ -202,14 +202,14 @@ async def board_is_the_sites(site: SiteRef, params: Params) -> bool:
     return await Board.exists().where((Board.id == params["board"]) & (Board.site == site.id))
 
 
-def column_ids(names: set[str]) -> list[int]:
-    """The columns named "column-<id>" in a change's `whole`."""
-    return sorted(int(n.split("-", 1)[1]) for n in names if n.startswith("column-"))
+def column_ids(names: set[str], kind: str = "column") -> list[int]:
+    """The columns named "<kind>-<id>" in a change's `whole`."""
+    return sorted(int(n.split("-", 1)[1]) for n in names if n.startswith(f"{kind}-"))
 
 
 def board_context(site: SiteRef, board: BoardView, editors: Mapping[int, str]) -> dict:
     """What every column and card fragment needs; nothing per viewer."""
-    return {"site": site, "board": board, "editors": editors, "choices": board.columns}
+    return {"site": site, "board": board, "editors": editors}
 
 
 async def render_board(view: Render) -> str:
@@ -232,33 +232,38 @@ async def render_board(view: Render) -> str:
 
 
 async def cards_html(view: Render, editors: Mapping[int, str]) -> str:
-    """The columns a change redraws ("column-<id>", and those new cards went to), and the
-    cards it changed in place elsewhere: one board query for all of them."""
+    """The columns a change redraws ("column-<id>", and those new cards went to), the
+    heads and orders of those whose cards only moved ("order-<id>": a move sends the card
+    it moved and the order, not the columns), and the cards it changed in place: one
+    board query for all of them."""
     site, change, board_id = view.site, view.change, view.params["board"]
     redrawn = set(column_ids(set(change.whole)))
+    reordered = set(column_ids(set(change.whole), "order")) - redrawn
     cards = await tickets_by_id(site.id, sorted({*change.ids("ticket"), *change.new("ticket")}))
     cards = {i: t for i, t in cards.items() if t.board_id == board_id}
     redrawn |= {t.column_id for i, t in cards.items() if i in change.new("ticket")}
     in_place = {t.id for t in cards.values() if t.column_id not in redrawn}
-    needed = sorted(redrawn | {cards[i].column_id for i in in_place})
+    needed = sorted(redrawn | reordered | {cards[i].column_id for i in in_place})
     if not needed:
         return ""
-    # All the board's columns for the "Move to…" choices; cards only of those needed.
     board = await board_view(site.id, board_id, only=needed)
-    context = {
-        **board_context(site, board, editors),
-        "choices": await column_choices(site.id, board_id),
-    }
-    html = ""
+    context = board_context(site, board, editors)
+    html = heads = ""
     for column in board.columns:
         if column.id in redrawn:
             fragment = render_fragment("boards/_column.html", column=column, **context)
             html += partial(f"column-{column.id}", fragment)
+        elif column.id in reordered:  # after the cards: boards.js orders them on arrival
+            heads += partial(
+                f"column-head-{column.id}",
+                render_fragment("boards/_column_head.html", column=column),
+                "outerHTML",
+            )
         for t in column.tickets if column.id not in redrawn else ():
             if t.id in in_place:
                 fragment = render_fragment("boards/_card.html", t=t, column=column, **context)
                 html += partial(f"ticket-{t.id}", fragment)
-    return html
+    return html + heads
 
 
 async def comments_html(view: Render) -> str:
@@ -277,7 +282,7 @@ async def comments_html(view: Render) -> str:
 
 
 # A board's kind and columns are made with it and never change (no rule changes them):
-# the "Move to…" choices are read once per process, not with every card redrawn.
+# they are read once per process, not with every move.
 _LAYOUTS: dict[tuple[int, int], tuple[str, list[ColumnView]]] = {}
 
 
@@ -361,16 +366,41 @@ async def ticket_create(request: Request) -> Response:
     )
 
 
-def read_position(form: Form) -> tuple[str, int | None]:
-    """The position select: "top", "bottom" or "after:<ticket id>"."""
-    text = form.raw("position").strip()
-    if text in ("top", "bottom"):
-        return text, None
-    kind, _, ticket = text.partition(":")
+def read_place(form: Form) -> tuple[int | None, str, int | None]:
+    """Where a move goes: the column, and "top", "bottom" or "after" a card. From the move
+    page's one choice ("to": "12:top", "12:after:345", "12:bottom"), or from a drop or the
+    arrow keys ("column" and "position")."""
+    column: int | None
+    if "to" in form.data:
+        column_text, _, position = form.raw("to").partition(":")
+        column = int(column_text) if column_text.isascii() and column_text.isdigit() else 0
+        if not 0 < column < 2**31:
+            form.errors.add("position", "Choose where on the board it goes.")
+            return None, "", None
+    else:
+        column, position = form.id("column"), form.raw("position")
+    position = position.strip()
+    if position in ("top", "bottom"):
+        return column, position, None
+    kind, _, ticket = position.partition(":")
     if kind == "after" and ticket.isascii() and ticket.isdigit() and 0 < int(ticket) < 2**31:
-        return "after", int(ticket)
+        return column, "after", int(ticket)
     form.errors.add("position", "Choose where in the column: top, bottom or after a card.")
-    return "", None
+    return column, "", None
+
+
+async def ticket_move_page(request: Request) -> Response:
+    """The "Move to…" page: every place on the board, as it is now, to choose from."""
+    site, params, ticket = await the_ticket(request)
+    board = await board_view(site.id, params["board"])
+    context = {
+        "site": site,
+        "board": board,
+        "t": next(t for t in board.tickets if t.id == ticket.id),
+        "column": board.column(ticket.column_id),
+        "live": await BOARD.view(request),
+    }
+    return render(request, "boards/move.html", context)
 
 
 async def ticket_move(request: Request) -> Response:
@@ -379,8 +409,7 @@ async def ticket_move(request: Request) -> Response:
     site, params, ticket = await the_ticket(request)
     access, form = site_of(request), await read_form(request)
     version = form.integer("version", label="the version", minimum=1)
-    column = form.id("column")
-    where, after = read_position(form)
+    column, where, after = read_place(form)
     if form.errors or version is None or column is None:
         return await BOARD.refuse(request, "move", FormErrors(form.errors))
     choices = {c.id: c for c in await column_choices(site.id, params["board"])}
@@ -412,8 +441,10 @@ async def moved_answer(
     if not moved.changed:
         notice = f"{ticket.label} is already there."
         return await BOARD.done(request, Change(), kind="ticket.move", notice=notice)
+    # The card itself (its column, version, clock) and the order of the columns it left
+    # and entered: a few kB, however long the columns are.
     change = Change(
-        items={"ticket": set(moved.changed)}, whole={f"column-{c}" for c in moved.columns}
+        items={"ticket": {moved.ticket_id}}, whole={f"order-{c}" for c in moved.columns}
     )
     notice = f"Moved {ticket.label} to {column_title}."
     if not moved.as_asked:
@@ -453,7 +484,9 @@ async def waiting_parts_step(
     for them (a plain step that posts the move again), then that page with its messages."""
     site = site_of(request).ref
     step = path_for("ticket_waiting_parts", site=site.slug, board=ticket.board_id, ticket=ticket.id)
-    query = {n: form.raw(n) for n in ("column", "position", "version")}
+    column, where, after = read_place(form)
+    position = f"after:{after}" if where == "after" else where
+    query = {"column": str(column), "position": position, "version": form.raw("version")}
     if "parts_reason" not in form.data:
         return redirect(request, f"{step}?{urlencode(query)}")
     values = {**query, "parts_reason": form.raw("parts_reason"), "parts_eta": form.raw("parts_eta")}
@@ -477,12 +510,10 @@ async def parts_page(
 async def ticket_page(request: Request, forms: Forms | None = None) -> Response:
     """One ticket with its comments: a page of the board (same stream and presence)."""
     site, params, ticket = await the_ticket(request)
-    choices = await column_choices(site.id, params["board"])
     board = await board_view(site.id, params["board"], only=[ticket.column_id])
     editors = await held_by(services(request).locks, TICKET.prefix(site))
     context = {
         **board_context(site, board, editors),
-        "choices": choices,
         "t": next(t for t in board.columns[0].tickets if t.id == ticket.id),
         "column": board.columns[0],
         "comments": await comments_of(site.id, ticket.id),
@@ -634,6 +665,7 @@ routes = [
     Route("/boards/{board:id}/rename", board_rename, methods=["POST"], name="board_rename"),
     Route("/boards/{board:id}/tickets", ticket_create, methods=["POST"], name="ticket_create"),
     Route(TICKET_PATH, ticket_page, name="ticket"),
+    Route(f"{TICKET_PATH}/move", ticket_move_page, name="ticket_move_page"),
     Route(f"{TICKET_PATH}/move", ticket_move, methods=["POST"], name="ticket_move"),
     Route(f"{TICKET_PATH}/waiting-parts", ticket_waiting_parts, name="ticket_waiting_parts"),
     Route(f"{TICKET_PATH}/comments", comment_add, methods=["POST"], name="comment_add"),

@@ -1,8 +1,8 @@
 // floorboard's boards: drag a card by its handle (mouse, finger or pen), or move it with
 // the handle's arrow keys; "Bob is moving #12" while a drag lasts; "Bob is typing…" on a
-// ticket's comments. Every move goes through the card's own "Move to…" form, so a drag
-// says what the mover saw (the card's version) like a plain post does, and the answer
-// (the columns as they are now, or a 409 with them and a message) is applied the same way.
+// ticket's comments. Every move posts to the same address as the "Move to…" page, so a drag
+// says what the mover saw (the card's version) like the plain "Move to…" page does, and
+// the answer (what changed, or a 409 with the board as it is and a message) is applied.
 (() => {
   "use strict";
   const { csrfToken } = window.floorboard;
@@ -17,16 +17,14 @@
     fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() } }).catch(() => {});
   };
 
-  // Submit the card's "Move to…" form with a column and a place ("top", "after:<id>").
+  // Post a move as the card's own page would: the version the mover saw, a column and a
+  // place ("top", "after:<id>"). The answer (the board as it is now and a message) is
+  // applied like any htmx answer; it goes nowhere but its <hx-partial>s and toast.
   let refocus = null; // the card whose handle gets the focus back after the redraw
   const move = (card, column, position) => {
-    const form = card.querySelector(".move-form");
-    if (!form) return;
-    form.elements.column.value = column;
-    const place = form.elements.position;
-    if (![...place.options].some((o) => o.value === position)) place.add(new Option(position, position));
-    place.value = position;
-    form.requestSubmit();
+    const values = { version: card.dataset.version, column, position };
+    htmx.ajax("POST", card.dataset.moveUrl, { source: card, values, target: "#toasts", swap: "none" })
+      .catch(() => {});
   };
   const placeAfter = (card) => {
     let before = card.previousElementSibling;
@@ -115,6 +113,36 @@
     const box = e.target.querySelector?.("textarea[data-typing-url]");
     if (box && lastTyping) { clearTimeout(idle); lastTyping = 0; post(box.dataset.typingUrl, "end"); }
   });
+
+  // -- a move by anyone: the card, and the order of the columns it left and entered -------
+  // A move's event carries the moved card (morphed where it is) and each touched column's
+  // head with its order (`#order-<id>`, data-order="12,7,3"): the cards are put in that
+  // order here, moving the elements the page already has — not the whole column again.
+  const reorder = (span) => {
+    const list = document.getElementById(`cards-${span.dataset.column}`);
+    if (!list) return; // a page without the board (a ticket's own page)
+    list.closest(".column")?.classList.remove(...["none", "ok", "full", "over"].map((w) => `column--wip-${w}`));
+    list.closest(".column")?.classList.add(`column--wip-${span.dataset.wip}`);
+    let before = list.firstElementChild;
+    for (const id of (span.dataset.order || "").split(",").filter(Boolean)) {
+      const card = document.getElementById(`ticket-${id}`);
+      if (!card) continue; // not on this page yet: the next resync brings it
+      if (card !== before) list.insertBefore(card, before);
+      else before = before.nextElementSibling;
+    }
+  };
+  new MutationObserver((changes) => {
+    for (const change of changes) {
+      if (change.type === "attributes" && change.target.classList?.contains("column__order")) {
+        reorder(change.target);
+      }
+      for (const node of change.addedNodes) {
+        if (!(node instanceof Element)) continue;
+        const spans = node.matches(".column__order") ? [node] : node.querySelectorAll(".column__order");
+        spans.forEach(reorder);
+      }
+    }
+  }).observe(document.body, { childList: true, subtree: true, attributes: true, attributeFilter: ["data-order"] });
 
   // Lists come and go with swaps (a column redrawn, a boosted navigation): wire new ones.
   const wire = () => document.querySelectorAll(".column__cards[data-column]").forEach(wireList);

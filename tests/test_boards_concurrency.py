@@ -141,10 +141,13 @@ async def watch(app, user, board: dict) -> tuple[SSEReader, httpx.AsyncClient]:
 
 
 def column_in(fragment: str | BeautifulSoup, column_id: int) -> list[int] | None:
-    """The card ids of `#column-<id>`, top to bottom, in a page, an answer or an event
-    (inside its own partial or a redraw of all columns); None if it is not there."""
+    """The card ids of a column, top to bottom, in a page, an answer or an event (its order
+    `#order-<id>`, sent with a move, or its cards); None if it is not there."""
     if isinstance(fragment, str):
         fragment = BeautifulSoup(fragment, "html.parser")
+    order = fragment.find(id=f"order-{column_id}")  # a move sends the order, not the cards
+    if order is not None:
+        return [int(i) for i in order["data-order"].split(",") if i]
     column = fragment.find(id=f"column-{column_id}")
     if column is None:
         return None
@@ -285,7 +288,7 @@ async def test_twenty_concurrent_moves_in_one_column_end_the_same_everywhere(as_
                 assert shown is not None and sorted(shown) == sorted(cards), (answer.text, why)
             if answer.status_code == 409:
                 # The column as it is now, with the refused card in it, and why.
-                assert f'id="column-{todo}"' in answer.text and card in shown, why
+                assert f'id="order-{todo}"' in answer.text and card in shown, why
                 assert "toast--error" in toast[0]["class"], why
                 assert "just before you did" in words, (words, why)
             elif "is already there" in words:  # dropped where it now was: nothing changed

@@ -33,7 +33,7 @@ HOSTILE = [
 
 CARD_FIELDS = ("title", "description", "column", "assignee", "priority", "due_date",
                "vehicle_registration", "customer", "service", "due_out_at")  # fmt: skip
-MOVE_FIELDS = ("version", "column", "position", "parts_reason", "parts_eta")
+MOVE_FIELDS = ("version", "column", "position", "to", "parts_reason", "parts_eta")
 
 
 async def state_of(board: dict) -> tuple:

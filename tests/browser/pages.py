@@ -505,7 +505,7 @@ class TicketView:
 
 class BoardPage:
     """/s/{site}/boards/{board}: columns (`#column-<id>`, their cards in `#cards-<id>`),
-    cards (`#ticket-<id>`, each with Edit, "Delete…" and a "Move to…" form: Column, Place,
+    cards (`#ticket-<id>`, each with Edit, "Delete…" and a "Move to…" page: one list of places,
     "Move #N"), "Add a ticket", presence, toasts and (without JavaScript) messages."""
 
     def __init__(self, page: Page, path: str, problems: PageProblems | None = None) -> None:
@@ -580,26 +580,45 @@ class BoardPage:
     # -- actions ----------------------------------------------------------------------------
 
     def choose_move(self, ticket_id: int, column: str, place: str = "Bottom") -> Locator:
-        """Open the card's "Move to…", pick the column and the place; its submit button."""
-        card = self.card(ticket_id)
-        summary = card.locator("summary", has_text="Move to…")
-        details = card.locator("details").filter(
-            has=self.page.locator("summary", has_text="Move to…")
+        """Follow the card's "Move to…" to its page and pick the place: "Top", "Bottom" or
+        "After #N" of `column` (its only place, "Top of …", when it is empty); the page's
+        submit button."""
+        self.card(ticket_id).get_by_role("link", name=re.compile(r"^Move to…")).click()
+        expect(self.page.get_by_role("heading", level=1)).to_have_text(re.compile(r"^Move #"))
+        places = self.page.get_by_label("Move to", exact=True)
+        labels = places.locator("option").all_inner_texts()
+        wanted = {
+            "Top": lambda t: t == f"Top of {column}",
+            "Bottom": lambda t: t == f"Bottom of {column}",
+        }.get(place, lambda t: t.startswith(f"{column}: after {place.removeprefix('After ')} "))
+        chosen = [t for t in labels if wanted(t)] or (
+            [f"Top of {column}"] if place == "Bottom" else []
         )
-        if details.get_attribute("open") is None:
-            summary.click()
-        card.get_by_label("Column", exact=True).select_option(label=column)
-        card.get_by_label("Place", exact=True).select_option(label=place)
-        return card.get_by_role("button", name=re.compile(r"^Move #\d+$"))
+        assert chosen, f"no place {place!r} in {column}: {labels}"
+        places.select_option(label=chosen[0])
+        return self.page.get_by_role("button", name=re.compile(r"^Move #\d+$"))
 
     def move(self, ticket_id: int, column: str, place: str = "Bottom") -> int:
-        """Move a card through its "Move to…" form; returns once the answer is in (the HTTP
-        status of the POST: 200 under htmx, 303 for a plain form, 409 for a stale one)."""
+        """Move a card through its "Move to…" page; returns once the answer is in (the HTTP
+        status of the POST: 204 + HX-Location under htmx, 303 for a plain form, 409 for a
+        stale one) and the board is shown again."""
         button = self.choose_move(ticket_id, column, place)
         with self.page.expect_response(
             lambda r: r.request.method == "POST" and r.url.endswith(f"/tickets/{ticket_id}/move")
         ) as answer:
             button.click()
+        expect(self.page.locator("#columns")).to_be_visible()
+        return answer.value.status
+
+    def move_by_key(self, ticket_id: int, key: str) -> int:
+        """The in-page move: focus the card's drag handle, press an arrow key ("ArrowRight":
+        to the top of the next column); the HTTP status of the POST (200, or 409)."""
+        handle = self.card(ticket_id).locator(".ticket__handle")
+        handle.focus()
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith(f"/tickets/{ticket_id}/move")
+        ) as answer:
+            handle.press(key)
         return answer.value.status
 
     def open_editor(self, ticket_id: int) -> TicketEditor:

@@ -145,7 +145,7 @@ def test_two_users_see_each_others_moves_presence_and_editing(
 
     # alice moves "Gate sensor" to the top of In progress: on bob's screen within 1 s
     started = time.monotonic()
-    assert alice.move(gate, DOING, "Top") == 200
+    assert alice.move(gate, DOING, "Top") == 204
     expect(bob.card_in(doing, gate)).to_be_visible(timeout=MOVE_SEEN)
     seen_after = time.monotonic() - started
     expect(bob.card_in(todo, gate)).to_have_count(0)
@@ -157,12 +157,12 @@ def test_two_users_see_each_others_moves_presence_and_editing(
 
     # bob moves the same card on, from what his screen now shows (the version it came
     # with): after Scanner cable, then Forklift battery to Done; alice sees each within 1 s
-    assert bob.move(gate, DOING, f"After {b.labels[scanner]}") == 200, (
+    assert bob.move(gate, DOING, f"After {b.labels[scanner]}") == 204, (
         "bob's move of a card that had just arrived on his screen was refused"
     )
     expect(alice.cards_in(doing).nth(1)).to_have_id(f"ticket-{gate}", timeout=MOVE_SEEN)
     assert alice.order_in(doing) == [scanner, gate]
-    assert bob.move(battery, DONE, "Top") == 200
+    assert bob.move(battery, DONE, "Top") == 204
     expect(alice.card_in(done, battery)).to_be_visible(timeout=MOVE_SEEN)
     expect(alice.card_in(todo, battery)).to_have_count(0)
 
@@ -335,10 +335,16 @@ def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
     expect(bob.card_in(b.columns[TODO], gate)).to_be_visible()  # what bob's page shows
     bob_heading = bob.page.get_by_role("heading", level=1).inner_text()
 
-    assert alice.move(gate, REVIEW, "Top") == 200
+    # bob opens the card's "Move to…" page and picks Done; meanwhile alice moves it
+    move_button = bob.choose_move(gate, DONE, "Top")
+    assert alice.move(gate, REVIEW, "Top") == 204
     expect(alice.card_in(b.columns[REVIEW], gate)).to_be_visible()
-    # bob, from the page he loaded before, moves it to Done: refused, with the board as it is
-    assert bob.move(gate, DONE, "Top") == 409
+    # bob's move, from the page he loaded before: refused, with the board as it is
+    with bob.page.expect_response(
+        lambda r: r.request.method == "POST" and r.url.endswith(f"/tickets/{gate}/move")
+    ) as answer:
+        move_button.click()
+    assert answer.value.status == 409
     # the answer is the board page itself (at the form's address, as a refused plain post is)
     expect(bob.page.get_by_role("heading", level=1)).to_have_text(bob_heading)
     expect(bob.columns).to_be_visible()
@@ -375,12 +381,13 @@ def test_a_stale_move_from_a_screen_behind_its_stream_is_refused_not_jumped_back
     # bob's stream falls behind (its messages wait): his screen still shows Gate sensor in
     # To do when alice moves it to Done
     bob.freeze()
-    assert alice.move(gate, DONE, "Top") == 200
+    assert alice.move(gate, DONE, "Top") == 204
     bob.page.wait_for_timeout(500)
     expect(bob.card_in(todo, gate)).to_be_visible()  # still the old screen
 
-    # he moves it to In progress from what he sees: refused, and told so
-    assert bob.move(gate, DOING, "Top") == 409
+    # he moves it to In progress from what he sees (the handle's arrow key, in the page):
+    # refused, and told so
+    assert bob.move_by_key(gate, "ArrowRight") == 409
     expect(bob.toast(NOT_MOVED)).to_be_visible()
     # the answer shows where the card is now, not where he wanted it
     expect(bob.card_in(done, gate)).to_be_visible()
