@@ -78,8 +78,17 @@ class Saving:
     settings: Settings
 
 
+@dataclass(frozen=True)
+class Saved:
+    """A save's answer when it changed more than the regions `redraw` names (an
+    appointment moved to another day: that day's regions too)."""
+
+    notice: str
+    also: Change
+
+
 Load = Callable[[SiteRef, Params], Awaitable[Editing]]
-Save = Callable[[Saving], Awaitable[str]]
+Save = Callable[[Saving], Awaitable[str | Saved]]
 
 
 @dataclass
@@ -167,15 +176,23 @@ class LockEditor:
         return partial(self.lock_id(site, params), html)
 
     async def announce(
-        self, svc: Services, site: SiteRef, params: Params, *, kind: str, actor: str
+        self,
+        svc: Services,
+        site: SiteRef,
+        params: Params,
+        *,
+        kind: str,
+        actor: str,
+        also: Change | None = None,
     ) -> None:
         """The lock changed hands: its badge everywhere, in order with the saves."""
         area_params = {p: params[p] for p in self.area.params}
+        change = self.redraw(params)
         await self.area.publish(
             svc,
             site,
             area_params,
-            self.redraw(params),
+            change.merged(also) if also else change,
             kind=kind,
             actor=actor,
             extra=lambda: self.lock_html(svc, site, params),
@@ -272,7 +289,7 @@ class LockEditor:
         try:
             async with write_tx():
                 saving = Saving(site, params, form, version, access.actor, svc.settings)
-                notice = await self.save(saving)
+                saved = await self.save(saving)
         except StaleVersion as stale:
             again["version"] = stale.current["version"]
             return await self.view(request, site, params, editing, **again, stale=stale, status=409)
@@ -283,7 +300,9 @@ class LockEditor:
             )
         if token:
             await svc.locks.release(self.key(site, params), token)
-        await self.announce(svc, site, params, kind=f"{self.name}.save", actor=access.username)
+        notice, also = (saved.notice, saved.also) if isinstance(saved, Saved) else (saved, None)
+        kind = f"{self.name}.save"
+        await self.announce(svc, site, params, kind=kind, actor=access.username, also=also)
         return redirect(request, self.back(site, params), message=notice)
 
     def back(self, site: SiteRef, params: Params) -> str:

@@ -95,6 +95,19 @@ class Change:
     def redraws(self, region: str) -> bool:
         return region in set(self.whole)
 
+    def merged(self, other: Change) -> Change:
+        """Both changes as one (one event, one render)."""
+
+        def union(a: Mapping[str, Iterable[int]], b: Mapping[str, Iterable[int]]) -> dict:
+            return {k: {*a.get(k, ()), *b.get(k, ())} for k in {*a, *b}}
+
+        return Change(
+            items=union(self.items, other.items),
+            added=union(self.added, other.added),
+            gone=union(self.gone, other.gone),
+            whole={*self.whole, *other.whole},
+        )
+
     def __bool__(self) -> bool:
         rows = (*self.items.values(), *self.added.values(), *self.gone.values())
         return any(any(ids) for ids in rows) or bool(set(self.whole))
