@@ -38,8 +38,8 @@ a timeout and `--budget` bounds the whole run; traffic goes to 127.0.0.1 only.
    afterwards), so `--moves` is at most the cards of the first two columns. A move
    *arrives* at a viewer with the first SSE message whose card `ticket-<tid>` carries
    `data-version="<version + 1>"` (its own event, or an earlier one rendered after it
-   committed: events are rendered from the database under the topic's lock, and every
-   move here redraws the same two columns); an event's cards are parsed once per event
+   committed: events are rendered from the database under the topic's lock); an event's
+   cards are parsed once per event
    (every viewer gets the same bytes), per viewer only its `id:` line is read. Latency =
    arrival (CLOCK_MONOTONIC in the client process) minus the moment just before the POST
    left. Lost: a (move, viewer) pair not delivered within 30 s, of a move that is in the
