@@ -21,6 +21,15 @@ from piccolo.table import Table
 from piccolo_api.session_auth.tables import SessionsBase
 
 from tables.activity import Activity
+from tables.appointments import (
+    Appointment,
+    Bay,
+    Status,
+    change_status,
+    check_in,
+    create_appointment,
+    today,
+)
 from tables.base import Actor, write_tx
 from tables.boards import (
     WAITING_PARTS,
@@ -31,6 +40,7 @@ from tables.boards import (
     add_comment,
     create_board,
     create_ticket,
+    move_ticket,
 )
 from tables.dispatches import Asset, AssetType, Dispatch, DispatchParcel
 from tables.drafts import Draft, DraftParcel, Parcel, add_parcels, set_transport
@@ -312,10 +322,111 @@ async def _column_ids(board_id: int) -> dict[str, int]:
     return {row["key"]: row["id"] for row in rows}
 
 
-AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [load_drafts, load_boards]
+# -- appointments (SPEC §5.2) -------------------------------------------------------------
+
+BAYS = ["Bay 1", "Bay 2", "Bay 3"]
+# day (0 today, 1 tomorrow), bay, start, minutes, customer, registration, make and model,
+# service, the status it ends in (a checked-in one has its card in Estimates; in-progress
+# and done ones were checked in too, and their cards moved along with them)
+BOOKINGS = [
+    (0, 0, "08:00", 60, "Jane Muthoni", "KCA 123A", "Toyota Fielder", "Full service", "done"),
+    (0, 0, "09:30", 90, "Otieno Motors", "KBX 442M", "Isuzu D-Max", "Brake pads and discs",
+     "in_progress"),
+    (0, 0, "11:30", 60, "Grace Achieng", "KDG 908T", "Mazda Demio", "Wheel alignment",
+     "scheduled"),
+    (0, 0, "14:00", 120, "Kamau & Sons", "KCU 771P", "Toyota Probox", "Clutch replacement",
+     "scheduled"),
+    (0, 1, "08:00", 90, "Fatuma Ali", "KDA 310Z", "Nissan Note", "Timing belt", "done"),
+    (0, 1, "10:00", 60, "Sunrise Tours", "KBT 065Q", "Toyota Hiace", "Air-con regas",
+     "checked_in"),
+    (0, 1, "11:00", 60, "David Kiptoo", "KCE 502L", "Subaru Forester", "Diagnostics: engine light",
+     "cancelled"),
+    (0, 1, "11:30", 60, "Mary Wambui", "KDC 118H", "Honda Fit", "Full service", "scheduled"),
+    (0, 1, "15:00", 90, "Peter Njoroge", "KCS 777B", "Toyota Hilux", "Suspension bushes",
+     "scheduled"),
+    (0, 2, "08:30", 60, "Ahmed Hassan", "KBY 230C", "Nissan X-Trail", "Wheel alignment",
+     "no_show"),
+    (0, 2, "10:30", 120, "Lucy Chebet", "KDE 941K", "VW Polo", "Brake pads and discs",
+     "scheduled"),
+    (0, 2, "13:00", 60, "Otieno Motors", "KCQ 415F", "Isuzu NPR", "Full service", "scheduled"),
+    (0, 2, "15:30", 90, "Samuel Mwangi", "KCM 066D", "Mitsubishi Pajero", "Timing belt",
+     "scheduled"),
+    (1, 0, "09:00", 120, "Grace Achieng", "KDG 908T", "Mazda Demio", "Clutch replacement",
+     "scheduled"),
+    (1, 1, "10:00", 60, "Jane Muthoni", "KCA 123A", "Toyota Fielder", "Air-con regas",
+     "scheduled"),
+    (1, 2, "14:00", 90, "Kamau & Sons", "KBZ 660G", "Toyota Land Cruiser", "Full service",
+     "scheduled"),
+]  # fmt: skip
+PHONES = ["+254 712 345 678", "0722 100 200", "+254 733 555 010", ""]
+# Where each status's card ends up on the workflow board.
+CARD_COLUMNS = {"in_progress": "in_progress", "done": "completed"}
+
+
+async def load_appointments(demo: Demo) -> None:
+    """The workshop's three bays and a day of bookings in every status (today in the
+    site's time zone, as of the load), plus a few tomorrow, through the appointment
+    rules: check-ins make their cards on the "Workflow" board."""
+    workshop = demo.sites["workshop"]
+    if not await Bay.exists().where(Bay.site == workshop):
+        await Bay.insert(
+            *(Bay(site=workshop, name=name, position=i) for i, name in enumerate(BAYS))
+        )
+    if await Appointment.exists().where(Appointment.site == workshop):
+        return
+    tz = ZoneInfo("Africa/Nairobi")
+    day = today(tz)
+    bays = [
+        b["id"] for b in await Bay.select(Bay.id).where(Bay.site == workshop).order_by(Bay.position)
+    ]
+    staff = [Actor(demo.users["admin"], NAMES["admin"]), Actor(demo.users["frank"], NAMES["frank"])]
+    async with write_tx(Appointment._meta.db):
+        for n, booking in enumerate(BOOKINGS):
+            days, bay, at, minutes, customer, reg, car, service, status = booking
+            starts = datetime.fromisoformat(f"{day + timedelta(days=days)}T{at}")
+            row = await create_appointment(
+                workshop,
+                {
+                    "customer": customer,
+                    "phone": PHONES[n % len(PHONES)],
+                    "vehicle_registration": reg,
+                    "make_model": car,
+                    "service": service,
+                    "bay": str(bays[bay]),
+                    "starts_at": f"{starts:%Y-%m-%dT%H:%M}",
+                    "ends_at": f"{starts + timedelta(minutes=minutes):%Y-%m-%dT%H:%M}",
+                    "notes": "Customer waits on site." if n % 5 == 1 else "",
+                },
+                staff[0],
+            )
+            if status == Status.scheduled:
+                continue
+            if status in (Status.cancelled, Status.no_show):
+                await change_status(workshop, row["id"], row["version"], status, staff[0])
+                continue
+            mechanic = staff[n % 2]
+            checked = await check_in(workshop, row["id"], row["version"], mechanic)
+            version = checked.appointment["version"]
+            steps = {"in_progress": ["in_progress"], "done": ["in_progress", "done"]}
+            for step in steps.get(status, []):
+                saved = await change_status(workshop, row["id"], version, step, mechanic)
+                version = saved["version"]
+            if status in CARD_COLUMNS:  # the job's card follows it along the board
+                columns = await _column_ids(checked.board_id)
+                to = columns[CARD_COLUMNS[status]]
+                await move_ticket(workshop, checked.ticket_id, 1, to, None, mechanic)
+
+
+AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [
+    load_drafts,
+    load_boards,
+    load_appointments,
+]
 
 # Deleted child-first by --reset.
 TABLES: list[type[Table]] = [
+    Appointment,
+    Bay,
     Comment,
     Ticket,
     BoardColumn,

@@ -15,6 +15,7 @@ APP_CONFIG = AppConfig(
             "tables.dispatches",
             "tables.drafts",
             "tables.boards",
+            "tables.appointments",
         ],
         exclude_imported=True,
     ),
