@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 import settings as settings_module
 from live.backends import backends
 from live.hub import LiveHub
-from routes import auth, boards, dispatches, drafts, errors, health, sites
+from routes import appointments, auth, boards, dispatches, drafts, errors, health, sites
 from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
 from routes.common import Services, path_builder, templates
 from routes.editing import release_lapsed
@@ -103,7 +103,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     site_mount = Mount(
         "/s/{site}",
-        routes=[*sites.site_routes, *drafts.routes, *boards.routes, *dispatches.routes],
+        routes=[
+            *sites.site_routes,
+            *drafts.routes,
+            *boards.routes,
+            *appointments.routes,
+            *dispatches.routes,
+        ],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
     app = Starlette(

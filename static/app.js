@@ -343,3 +343,26 @@ document.documentElement.classList.add("js");
   if (document.body) watch(); else document.addEventListener("DOMContentLoaded", watch);
   setInterval(sweep, 1000);
 })();
+
+// ---- a schedule's "now" line ------------------------------------------------------------
+// Drawn across today's schedule where the clock is, and moved every half minute. The grid's
+// hour labels give the scale: each spans an hour of rows from data-first (its first row).
+(() => {
+  "use strict";
+  const place = () => {
+    for (const grid of document.querySelectorAll(".schedule[data-today][data-first]")) {
+      const line = grid.querySelector(".schedule__now");
+      const hour = grid.querySelector(".schedule__hour");
+      if (!line || !hour) continue;
+      const minutes = (Date.now() - Date.parse(grid.dataset.first)) / 60000;
+      const hours = grid.querySelectorAll(".schedule__hour").length;
+      if (minutes < 0 || minutes > hours * 60) { line.hidden = true; continue; }
+      line.style.top = `${hour.offsetTop + (minutes / 60) * hour.offsetHeight}px`;
+      line.hidden = false;
+    }
+  };
+  for (const name of ["DOMContentLoaded", "htmx:after:process", "htmx:after:swap", "htmx:after:settle"]) {
+    document.addEventListener(name, place);
+  }
+  setInterval(place, 30000);
+})();

@@ -1,0 +1,383 @@
+"""Today's appointments and the bays' schedule (SPEC §5.2; seed 001): the workshop's
+live dashboard at /s/{site}/appointments, its wall screen, and check-in onto the
+workflow board.
+
+One live area, `APPOINTMENTS`, whose page shows one day (`?day=2026-12-05`, today by
+default): the day's list with counts per status, and a grid of bays by time. Its topic is the
+site's: a change is drawn once, as the regions of the day(s) it touched (`#day-<date>`),
+and a dashboard showing another day ignores them. A day is small (tens of bookings), so
+a change redraws that day's list and grid whole. The day is the page's filter: its
+stream and poll carry it, so a resync or a poll draws the day that page shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from routes.access import site_of
+from routes.boards import BOARD
+from routes.common import AREAS, Area, path_for, redirect, render, services
+from routes.editing import Editing, LockEditor, Saved, Saving
+from routes.forms import FormErrors, read_form
+from routes.fragments import partial, render_fragment
+from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, held_by
+from tables.appointments import (
+    EDITABLE,
+    WORDS,
+    AppointmentView,
+    DayView,
+    Status,
+    appointments_by_id,
+    bays_of,
+    change_status,
+    check_in,
+    create_appointment,
+    day_view,
+    open_appointment,
+    today,
+    update_appointment,
+)
+from tables.base import DomainError, InvalidInput, StaleVersion, write_tx
+from tables.boards import open_ticket
+from tables.people import SiteRef
+
+AREAS.append(Area("Appointments", "appointments", "Today's bookings and the bays' schedule"))
+
+QUARTER = 15  # minutes in a row of the schedule
+OPENS, CLOSES = 7, 19  # the schedule's usual hours; a day's bookings outside widen it
+# The status buttons of a booking, by the word on them; the last two (the booking will not
+# happen) sit behind "More…", out of the way of a thumb.
+LABELS = {
+    Status.in_progress: "Start",
+    Status.done: "Finish",
+    Status.no_show: "No-show",
+    Status.cancelled: "Cancel the booking",
+}
+BUTTONS = {
+    "steps": [Status.in_progress, Status.done],
+    "ends": [Status.no_show, Status.cancelled],
+    "labels": LABELS,
+    "words": WORDS,
+}
+
+
+# -- which day ------------------------------------------------------------------------------
+
+
+def chosen_day(text: str, tz: ZoneInfo) -> tuple[date, str]:
+    """The day a page asks for (`?day=2026-12-05`), and a sentence if it could not be
+    read (then today). Years far off are refused too: nobody books there."""
+    if not text:
+        return today(tz), ""
+    try:
+        day = date.fromisoformat(text.strip())
+    except ValueError:
+        return today(tz), "That is not a date, so here is today."
+    if not 2000 <= day.year <= 2100:
+        return today(tz), "That day is out of range, so here is today."
+    return day, ""
+
+
+def day_url(site: SiteRef, day: date, *, wall: bool = False) -> str:
+    base = path_for("appointments_wall" if wall else "appointments", site=site.slug)
+    return f"{base}?{urlencode({'day': day.isoformat()})}"
+
+
+def days_of(appointment: AppointmentView) -> set[date]:
+    """The local days a booking shows on (one, or two if it runs past midnight)."""
+    last = appointment.end - timedelta(microseconds=1)
+    return {appointment.start.date(), last.date()}
+
+
+# -- the schedule grid ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Block:
+    """A booking on the grid: its bay's column, first row and rows spanned (classes in
+    app.css: no inline styles under our CSP)."""
+
+    appointment: AppointmentView
+    column: int
+    row: int
+    span: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    hours: list[int]  # the hours labelled down the side
+    rows: int
+    blocks: list[Block]
+    first: datetime  # the local time of row 0 (for the "now" line)
+
+    @classmethod
+    def of(cls, day: DayView) -> Schedule:
+        """From 07:00 to 19:00 in quarter hours, widened to show every booking of the day."""
+        start = datetime.combine(day.day, time(0), day.tz)
+        end = start + timedelta(days=1)
+        opens, closes = OPENS, CLOSES
+        for a in day.appointments:
+            opens = min(opens, max(a.start, start).hour)
+            last = min(a.end, end) - start
+            closes = max(closes, min(24, -(-int(last.total_seconds()) // 3600)))
+        first = start.replace(hour=opens)
+        columns = {bay.id: n for n, bay in enumerate(day.bays, start=1)}
+        blocks = []
+        for a in day.appointments:
+            if a.bay_id not in columns or a.status in (Status.cancelled, Status.no_show):
+                continue
+            top = max(0, int((max(a.start, first) - first).total_seconds() // 60) // QUARTER)
+            bottom = -(-int((min(a.end, end) - first).total_seconds() // 60) // QUARTER)
+            blocks.append(Block(a, columns[a.bay_id], top, max(1, bottom - top)))
+        rows = (closes - opens) * 60 // QUARTER
+        return cls(list(range(opens, closes)), rows, blocks, first)
+
+
+# -- the renderer -----------------------------------------------------------------------------
+
+
+async def day_region(site: SiteRef, day: date, editors: dict[int, str]) -> str:
+    """One day's list and grid: the `#day-<date>` region, the same for every viewer."""
+    view = await day_view(site.id, day)
+    context = {
+        "site": site,
+        "d": view,
+        "schedule": Schedule.of(view),
+        "editors": editors,
+        "is_today": day == today(site.tz),
+        **BUTTONS,
+    }
+    return partial(f"day-{day.isoformat()}", render_fragment("appointments/_day.html", **context))
+
+
+async def render_appointments(view: Render) -> str:
+    """The days a change touched (the page's own day for a resync or a poll)."""
+    site, change = view.site, view.change
+    days = {date.fromisoformat(w[4:]) for w in change.whole if w.startswith("day-")}
+    if change.redraws("day"):
+        days.add(chosen_day(view.filters.get("day", ""), site.tz)[0])
+    ids = sorted({*change.ids("appointment"), *change.new("appointment")})
+    for appointment in (await appointments_by_id(site.id, ids)).values():
+        days |= days_of(appointment)
+    editors = await view.editing(APPOINTMENT.prefix(site))
+    return "".join([await day_region(site, day, editors) for day in sorted(days)])
+
+
+APPOINTMENTS = LiveArea(
+    "appointments",
+    render=render_appointments,
+    regions={"day"},
+    filters=("day",),
+    forms={
+        "appointment": FormSpec(None, "new-appointment-form", "customer"),
+        "status": FormSpec(None, "toasts", "version"),
+    },
+)
+
+
+# -- pages ------------------------------------------------------------------------------------
+
+
+async def dashboard_context(request: Request, wall: bool = False) -> dict:
+    access = site_of(request)
+    day, problem = chosen_day(request.query_params.get("day", ""), access.tz)
+    view = await day_view(access.site_id, day)
+    editors = await held_by(services(request).locks, APPOINTMENT.prefix(access.ref))
+    return {
+        "d": view,
+        "day": day,
+        "problem": problem,
+        "schedule": Schedule.of(view),
+        "editors": editors,
+        "is_today": day == today(access.tz),
+        **BUTTONS,
+        "days": {
+            "before": day_url(access.ref, day - timedelta(days=1), wall=wall),
+            "after": day_url(access.ref, day + timedelta(days=1), wall=wall),
+            "today": day_url(access.ref, today(access.tz), wall=wall),
+            "wall": day_url(access.ref, day, wall=True),
+        },
+        "live": await APPOINTMENTS.view(request),
+    }
+
+
+@APPOINTMENTS.page
+async def appointments_page(request: Request, forms: Forms | None = None) -> Response:
+    context = await dashboard_context(request)
+    site = site_of(request)
+    context.update(bays=await bays_of(site.site_id), forms=forms or Forms())
+    return render(request, "appointments/page.html", context)
+
+
+async def appointments_wall(request: Request) -> Response:
+    """The day's schedule in large type for a screen in the workshop: read-only."""
+    return render(request, "appointments/wall.html", await dashboard_context(request, wall=True))
+
+
+async def the_appointment(request: Request) -> AppointmentView:
+    try:
+        return await open_appointment(site_of(request).site_id, request.path_params["appointment"])
+    except DomainError as gone:
+        raise HTTPException(404, str(gone)) from None
+
+
+async def appointment_link(request: Request) -> Response:
+    """Where a booking is shown: its day's dashboard (the workflow card links here)."""
+    appointment = await the_appointment(request)
+    url = day_url(site_of(request).ref, appointment.start.date())
+    return redirect(request, f"{url}#appointment-{appointment.id}")
+
+
+async def appointment_job(request: Request) -> Response:
+    """The booking's job on the workflow board (made when it was checked in)."""
+    appointment = await the_appointment(request)
+    try:
+        ticket = await open_ticket(site_of(request).site_id, appointment.ticket or 0)
+    except DomainError:
+        raise HTTPException(404, "This booking has no job on the board.") from None
+    url = path_for(
+        "ticket", site=site_of(request).ref.slug, board=ticket.board_id, ticket=ticket.id
+    )
+    return redirect(request, url)
+
+
+# -- actions ----------------------------------------------------------------------------------
+
+
+async def appointment_create(request: Request) -> Response:
+    access, form = site_of(request), await read_form(request)
+    values = {name: form.raw(name) for name in EDITABLE}
+    try:
+        if form.errors:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            made = await create_appointment(access.site_id, values, access.actor)
+    except DomainError as problem:
+        return await APPOINTMENTS.refuse(request, "appointment", problem, values)
+    booked = (await appointments_by_id(access.site_id, [made["id"]]))[made["id"]]
+    notice = f"Booked {booked.customer} in {booked.bay_name} at {booked.label}."
+    back = day_url(access.ref, booked.start.date()) + f"#appointment-{booked.id}"
+    change = Change(added={"appointment": {booked.id}})
+    return await APPOINTMENTS.done(
+        request, change, kind="appointment.create", notice=notice, back=back
+    )
+
+
+async def appointment_status(request: Request) -> Response:
+    """Start, finish, no-show, cancel: one step along the status graph, from the version
+    the user saw."""
+    appointment = await the_appointment(request)
+    access, form = site_of(request), await read_form(request)
+    version = form.integer("version", label="the version", minimum=1)
+    to = form.raw("to")
+    if form.errors or version is None:
+        return await APPOINTMENTS.refuse(request, "status", FormErrors(form.errors))
+    if to not in {s.value for s in Status} or to == Status.checked_in:
+        return await APPOINTMENTS.refuse(request, "status", "Choose one of the buttons shown.")
+    try:
+        async with write_tx():
+            await change_status(access.site_id, appointment.id, version, to, access.actor)
+    except StaleVersion as stale:
+        return await stale_answer(request, appointment, stale)
+    except DomainError as problem:
+        return await APPOINTMENTS.refuse(request, "status", problem)
+    notice = f"{appointment.customer} ({appointment.label}): {Status(to).word}."
+    return await done_with(request, appointment, "appointment.status", notice)
+
+
+async def appointment_check_in(request: Request) -> Response:
+    """Check in: the booking is here, and its job goes on the workflow board."""
+    appointment = await the_appointment(request)
+    access, form = site_of(request), await read_form(request)
+    version = form.integer("version", label="the version", minimum=1)
+    if form.errors or version is None:
+        return await APPOINTMENTS.refuse(request, "status", FormErrors(form.errors))
+    try:
+        async with write_tx():
+            checked = await check_in(access.site_id, appointment.id, version, access.actor)
+    except StaleVersion as stale:
+        return await stale_answer(request, appointment, stale)
+    except DomainError as problem:
+        return await APPOINTMENTS.refuse(request, "status", problem)
+    board = (BOARD, {"board": checked.board_id}, Change(added={"ticket": {checked.ticket_id}}))
+    notice = f"Checked in {appointment.customer}: the job is on the workflow board."
+    return await done_with(request, appointment, "appointment.check_in", notice, also=[board])
+
+
+async def done_with(
+    request: Request,
+    appointment: AppointmentView,
+    kind: str,
+    notice: str,
+    also: Sequence[tuple[LiveArea, Params, Change]] = (),
+) -> Response:
+    change = Change(items={"appointment": {appointment.id}})
+    back = (
+        day_url(site_of(request).ref, appointment.start.date()) + f"#appointment-{appointment.id}"
+    )
+    return await APPOINTMENTS.done(request, change, kind=kind, notice=notice, back=back, also=also)
+
+
+async def stale_answer(
+    request: Request, appointment: AppointmentView, stale: StaleVersion
+) -> Response:
+    """Someone changed the booking since: 409, said in words; the broadcast of their
+    change has already redrawn the day on a live page, a plain page shows it fresh."""
+    message = f"Not changed: {stale} It now shows as it is."
+    return await APPOINTMENTS.refuse(request, "status", message, status=409)
+
+
+# -- editing a booking, under a soft lock -------------------------------------------------------
+
+
+async def load_appointment(site: SiteRef, params: Params) -> Editing:
+    a = await open_appointment(site.id, params["appointment"])
+    extra = {"a": a, "bays": await bays_of(site.id)}
+    return Editing(a.form_values(), a.version, f"the booking of {a.who}, {a.label}", extra)
+
+
+async def save_appointment(saving: Saving) -> Saved:
+    if saving.form.errors:
+        raise InvalidInput(saving.form.errors)
+    before = await open_appointment(saving.site.id, saving.params["appointment"])
+    values = {name: saving.form.raw(name) for name in EDITABLE}
+    await update_appointment(saving.site.id, before.id, saving.version, values, saving.actor)
+    # Moved to another day: the day it left is redrawn too.
+    also = Change(whole={f"day-{day.isoformat()}" for day in days_of(before)})
+    return Saved(f"Saved {values['customer'].strip() or before.customer}'s booking.", also)
+
+
+APPOINTMENT = LockEditor(
+    APPOINTMENTS,
+    "appointment",
+    params=("appointment",),
+    load=load_appointment,
+    save=save_appointment,
+    template="appointments/edit.html",
+    redraw=lambda p: Change(items={"appointment": {p["appointment"]}}),
+    entity="appointment",
+)
+
+
+ONE = "/appointments/{appointment:id}"
+
+routes = [
+    Route("/appointments", appointments_page, name="appointments"),
+    Route("/appointments", appointment_create, methods=["POST"], name="appointment_create"),
+    Route("/appointments/wall", appointments_wall, name="appointments_wall"),
+    *APPOINTMENTS.routes("/appointments"),
+    Route(ONE, appointment_link, name="appointment"),
+    Route(f"{ONE}/job", appointment_job, name="appointment_job"),
+    Route(f"{ONE}/status", appointment_status, methods=["POST"], name="appointment_status"),
+    Route(f"{ONE}/check-in", appointment_check_in, methods=["POST"], name="appointment_check_in"),
+    *APPOINTMENT.routes(f"{ONE}/edit"),
+]
