@@ -419,3 +419,21 @@ async def test_the_wall_shows_the_schedule_without_controls(as_user):
     assert "wall-page" in page.body["class"]
     assert page.select_one(".schedule") is not None
     assert page.select_one("#new-appointment-form") is None
+
+
+async def test_a_dublin_booking_at_nine_shows_at_nine_either_side_of_the_clock_change(as_user):
+    """Europe/Dublin goes from GMT to IST on 29 March 2026: 09:00 is 09:00 UTC before and
+    08:00 UTC after, and both dashboards say 09:00."""
+    admin = await as_user("admin")
+    killarney = await site_id("killarney")
+    bay = Bay({Bay.site: killarney, Bay.name: "Yard", Bay.position: 1})
+    await bay.save()
+    page = "/s/killarney/appointments"
+    for day in (date(2026, 3, 28), date(2026, 3, 30)):
+        made = await admin.post(page, booking({"id": bay.id}, day=day))
+        assert made.status_code == 303, made.text
+        shown = await admin.get(f"{page}?day={day.isoformat()}")
+        assert texts(shown, ".booking__time") == ["09:00\N{EN DASH}10:00"], day
+        assert texts(shown, ".slot__time") == ["09:00\N{EN DASH}10:00"], day
+    stored = await Appointment.select(Appointment.starts_at).where(Appointment.bay == bay.id)
+    assert sorted(r["starts_at"].astimezone(UTC).hour for r in stored) == [8, 9]
