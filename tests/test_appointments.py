@@ -262,6 +262,9 @@ async def test_check_in_puts_one_linked_job_on_the_workflow_board(as_user):
     assert job.status_code == 303 and job.headers["location"].endswith(f"/tickets/{card['id']}")
     back = await frank.get(url)
     assert back.headers["location"].endswith(f"?day=2031-03-04#appointment-{made['id']}")
+    board_page = await frank.get(job.headers["location"])
+    link = soup(board_page).select_one(f"#ticket-{card['id']} .ticket__booking a")
+    assert link["href"] == url
 
 
 async def test_a_check_in_is_published_on_the_board_and_on_the_dashboard(app, as_user):
