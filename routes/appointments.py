@@ -206,8 +206,14 @@ async def dashboard_context(request: Request, wall: bool = False) -> dict:
             "today": day_url(access.ref, today(access.tz), wall=wall),
             "wall": day_url(access.ref, day, wall=True),
         },
+        # A dashboard or wall showing "today" (no day asked for) moves on at midnight.
+        "rolls_at": None if request.query_params.get("day") else midnight_after(day, access.tz),
         "live": await APPOINTMENTS.view(request),
     }
+
+
+def midnight_after(day: date, tz: ZoneInfo) -> str:
+    return datetime.combine(day + timedelta(days=1), time(0), tz).isoformat()
 
 
 @APPOINTMENTS.page

@@ -361,6 +361,12 @@ document.documentElement.classList.add("js");
       line.hidden = false;
     }
   };
+  // A page showing "today" (a wall left on for days) turns to the new day at midnight.
+  const rollOver = () => {
+    const at = document.getElementById("rollover")?.dataset.at;
+    if (at && Date.now() >= Date.parse(at)) window.location.reload();
+  };
+  setInterval(rollOver, 30000);
   for (const name of ["DOMContentLoaded", "htmx:after:process", "htmx:after:swap", "htmx:after:settle"]) {
     document.addEventListener(name, place);
   }

@@ -440,3 +440,13 @@ async def test_a_dublin_booking_at_nine_shows_at_nine_either_side_of_the_clock_c
         assert texts(shown, ".slot__time") == ["09:00\N{EN DASH}10:00"], day
     stored = await Appointment.select(Appointment.starts_at).where(Appointment.bay == bay.id)
     assert sorted(r["starts_at"].astimezone(UTC).hour for r in stored) == [8, 9]
+
+
+async def test_a_page_of_today_turns_over_at_the_sites_midnight_a_chosen_day_does_not(as_user):
+    frank = await as_user("frank")
+    site = await workshop()
+    tomorrow = today(site.tz) + timedelta(days=1)
+    for path in (PAGE, f"{PAGE}/wall"):
+        rollover = soup(await frank.get(path)).select_one("#rollover")
+        assert rollover["data-at"] == f"{tomorrow.isoformat()}T00:00:00+03:00"  # Nairobi
+    assert soup(await frank.get(day_page(FAR))).select_one("#rollover") is None
