@@ -12,7 +12,7 @@ stream and poll carry it, so a resync or a poll draws the day that page shows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from urllib.parse import urlencode
@@ -28,7 +28,7 @@ from routes.boards import BOARD
 from routes.common import AREAS, Area, path_for, redirect, render, services
 from routes.editing import Editing, LockEditor, Saved, Saving
 from routes.forms import FormErrors, read_form
-from routes.fragments import partial, render_fragment
+from routes.fragments import delete, partial, render_fragment, upsert
 from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, held_by
 from tables.appointments import (
     EDITABLE,
@@ -145,31 +145,65 @@ class Schedule:
 # -- the renderer -----------------------------------------------------------------------------
 
 
-async def day_region(site: SiteRef, day: date, editors: dict[int, str]) -> str:
-    """One day's list and grid: the `#day-<date>` region, the same for every viewer."""
-    view = await day_view(site.id, day)
-    context = {
+def day_context(site: SiteRef, view: DayView, editors: Mapping[int, str]) -> dict:
+    """What the day's fragments need: the same for every viewer."""
+    return {
         "site": site,
         "d": view,
         "schedule": Schedule.of(view),
         "editors": editors,
-        "is_today": day == today(site.tz),
+        "is_today": view.day == today(site.tz),
         **BUTTONS,
     }
-    return partial(f"day-{day.isoformat()}", render_fragment("appointments/_day.html", **context))
+
+
+async def day_html(
+    site: SiteRef, day: date, editors: Mapping[int, str], only: set[int] | None = None
+) -> str:
+    """A day's region whole; or, given `only` (the bookings a change touched), just those
+    bookings' rows and blocks and the day's counts — a few kB however full the day is.
+    Whole when the day's schedule spans other hours than usual (a row's place depends on
+    where the grid starts)."""
+    view = await day_view(site.id, day)
+    context = day_context(site, view, editors)
+    schedule: Schedule = context["schedule"]
+    if only is None or (schedule.hours[0], schedule.hours[-1]) != (OPENS, CLOSES - 1):
+        fragment = render_fragment("appointments/_day.html", **context)
+        return partial(f"day-{day.isoformat()}", fragment)
+    blocks = {b.appointment.id: b for b in schedule.blocks}
+    html = partial(
+        f"counts-{day.isoformat()}", render_fragment("appointments/_counts.html", **context)
+    )
+    for a in view.appointments:
+        if a.id not in only:
+            continue
+        row = render_fragment("appointments/_booking.html", a=a, **context)
+        html += upsert(f"bookings-{day.isoformat()}", row, key="data-key")
+        if a.id in blocks:
+            slot = render_fragment("appointments/_slot.html", block=blocks[a.id], **context)
+            html += upsert(f"schedule-{day.isoformat()}", slot)
+        else:  # cancelled or a no-show: its time is free again
+            html += delete(f"slot-{a.id}")
+    return html
 
 
 async def render_appointments(view: Render) -> str:
-    """The days a change touched (the page's own day for a resync or a poll)."""
+    """The days a change touched: whole for a resync or a poll (the page's own day) or a
+    day an edit moved a booking away from; else the bookings it touched, in place."""
     site, change = view.site, view.change
-    days = {date.fromisoformat(w[4:]) for w in change.whole if w.startswith("day-")}
+    whole = {date.fromisoformat(w[4:]) for w in change.whole if w.startswith("day-")}
     if change.redraws("day"):
-        days.add(chosen_day(view.filters.get("day", ""), site.tz)[0])
+        whole.add(chosen_day(view.filters.get("day", ""), site.tz)[0])
     ids = sorted({*change.ids("appointment"), *change.new("appointment")})
+    touched: dict[date, set[int]] = {}
     for appointment in (await appointments_by_id(site.id, ids)).values():
-        days |= days_of(appointment)
+        for day in days_of(appointment):
+            touched.setdefault(day, set()).add(appointment.id)
     editors = await view.editing(APPOINTMENT.prefix(site))
-    return "".join([await day_region(site, day, editors) for day in sorted(days)])
+    html = ""
+    for day in sorted(whole | set(touched)):
+        html += await day_html(site, day, editors, None if day in whole else touched[day])
+    return html
 
 
 APPOINTMENTS = LiveArea(
@@ -193,13 +227,9 @@ async def dashboard_context(request: Request, wall: bool = False) -> dict:
     view = await day_view(access.site_id, day)
     editors = await held_by(services(request).locks, APPOINTMENT.prefix(access.ref))
     return {
-        "d": view,
+        **day_context(access.ref, view, editors),
         "day": day,
         "problem": problem,
-        "schedule": Schedule.of(view),
-        "editors": editors,
-        "is_today": day == today(access.tz),
-        **BUTTONS,
         "days": {
             "before": day_url(access.ref, day - timedelta(days=1), wall=wall),
             "after": day_url(access.ref, day + timedelta(days=1), wall=wall),
@@ -356,9 +386,15 @@ async def save_appointment(saving: Saving) -> Saved:
         raise InvalidInput(saving.form.errors)
     before = await open_appointment(saving.site.id, saving.params["appointment"])
     values = {name: saving.form.raw(name) for name in EDITABLE}
-    await update_appointment(saving.site.id, before.id, saving.version, values, saving.actor)
-    # Moved to another day: the day it left is redrawn too.
-    also = Change(whole={f"day-{day.isoformat()}" for day in days_of(before)})
+    after = await update_appointment(
+        saving.site.id, before.id, saving.version, values, saving.actor
+    )
+    # Moved (another time, bay or day): the day(s) it was on are redrawn whole, so that no
+    # row or block is left where it was and the list keeps its order.
+    place = (before.starts_at, before.ends_at, before.bay_id)
+    moved = place != (after["starts_at"], after["ends_at"], after["bay"])
+    days = days_of(before) if moved else set()
+    also = Change(whole={f"day-{day.isoformat()}" for day in days})
     return Saved(f"Saved {values['customer'].strip() or before.customer}'s booking.", also)
 
 

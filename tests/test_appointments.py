@@ -69,8 +69,9 @@ async def fresh(appointment: dict) -> dict:
 
 
 def partials(html: str) -> list[str]:
-    """The regions an answer or event redraws (its <hx-partial>s' targets)."""
-    return re.findall(r'<hx-partial hx-target="#([^"]+)"', html)
+    """The regions an answer or event redraws or adds to (its <hx-partial>s' and
+    <hx-upsert>s' targets)."""
+    return re.findall(r'<hx-(?:partial|upsert) hx-target="#([^"]+)"', html)
 
 
 def day_page(day: date) -> str:
@@ -291,7 +292,11 @@ async def test_a_check_in_is_published_on_the_board_and_on_the_dashboard(app, as
         feed.close()
     card = (await Ticket.select().where(Ticket.appointment == made["id"]).first())["id"]
     assert f'id="ticket-{card}"' in seen["board"]
-    assert 'hx-target="#day-2031-03-04"' in seen["appointments"]
+    assert partials(seen["appointments"]) == [
+        "counts-2031-03-04",
+        "bookings-2031-03-04",
+        "schedule-2031-03-04",
+    ]
     assert "Checked in" in seen["appointments"]
 
 
@@ -306,7 +311,9 @@ async def test_a_change_redraws_only_its_day_and_an_edit_to_another_day_both(app
     html = await APPOINTMENTS.render(
         Render(site, {}, Change(items={"appointment": {made["id"]}}), locks)
     )
-    assert partials(html) == ["day-2031-03-04"]
+    # The booking's row and block and the day's counts: not the day.
+    assert partials(html) == ["counts-2031-03-04", "bookings-2031-03-04", "schedule-2031-03-04"]
+    assert len(html) < 8000
     # Editing it to the next day, under its lock: both days are redrawn for everyone.
     opened = await frank.post(f"{PAGE}/{made['id']}/edit/open")
     assert opened.status_code == 303
@@ -329,8 +336,10 @@ async def test_a_change_redraws_only_its_day_and_an_edit_to_another_day_both(app
                 event = await anext(feed)
     finally:
         feed.close()
-    days = [p for p in partials(event.html) if p.startswith("day-")]
-    assert sorted(days) == ["day-2031-03-04", "day-2031-03-05"]  # and the lock's badge
+    # The day it left, whole; on the day it went to, its row, block and the counts.
+    shown = partials(event.html)
+    assert "day-2031-03-04" in shown
+    assert {"counts-2031-03-05", "bookings-2031-03-05", "schedule-2031-03-05"} <= set(shown)
 
 
 async def test_the_poll_draws_the_day_its_page_shows_and_204_when_nothing_changed(as_user):
@@ -450,3 +459,29 @@ async def test_a_page_of_today_turns_over_at_the_sites_midnight_a_chosen_day_doe
         rollover = soup(await frank.get(path)).select_one("#rollover")
         assert rollover["data-at"] == f"{tomorrow.isoformat()}T00:00:00+03:00"  # Nairobi
     assert soup(await frank.get(day_page(FAR))).select_one("#rollover") is None
+
+
+async def test_an_edit_that_keeps_the_time_and_bay_redraws_only_that_booking(app, as_user):
+    frank = await as_user("frank")
+    bay = await a_bay()
+    made = await book(frank, bay, start="17:00", end="18:00")
+    opened = await frank.post(f"{PAGE}/{made['id']}/edit/open")
+    editor = await frank.get(opened.headers["location"])
+    hidden = {
+        i["name"]: i.get("value", "")
+        for i in soup(editor).select("#editor form input[type=hidden]")
+    }
+    site = await workshop()
+    feed = app.state.services.broker.subscribe([APPOINTMENTS.topic(site, {})])
+    try:
+        await asyncio.sleep(0.05)
+        form = {**hidden, **booking(bay, start="17:00", end="18:00", notes="Bring the key")}
+        assert (await frank.post(f"{PAGE}/{made['id']}/edit", form)).status_code == 303
+        async with asyncio.timeout(5):
+            event = await anext(feed)
+            while event.ephemeral or "appointment.save" not in event.kind:
+                event = await anext(feed)
+    finally:
+        feed.close()
+    assert "day-2031-03-04" not in partials(event.html)
+    assert "Bring the key" in event.html
