@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from routes.access import site_of
 from routes.boards import BOARD
-from routes.common import AREAS, Area, path_for, redirect, render, services
+from routes.common import AREAS, Area, path_for, redirect, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saved, Saving
 from routes.forms import FormErrors, read_form
-from routes.fragments import delete, partial, render_fragment, upsert
+from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, held_by
 from tables.appointments import (
     EDITABLE,
@@ -366,10 +366,15 @@ async def done_with(
 async def stale_answer(
     request: Request, appointment: AppointmentView, stale: StaleVersion
 ) -> Response:
-    """Someone changed the booking since: 409, said in words; the broadcast of their
-    change has already redrawn the day on a live page, a plain page shows it fresh."""
+    """Someone changed the booking since: 409, said in words, with the booking as it is
+    now (the screen may be behind its stream); a plain form gets the page, fresh."""
     message = f"Not changed: {stale} It now shows as it is."
-    return await APPOINTMENTS.refuse(request, "status", message, status=409)
+    if not wants_fragment(request):
+        return await APPOINTMENTS.refuse(request, "status", message, status=409)
+    site = site_of(request).ref
+    change = Change(items={"appointment": {appointment.id}})
+    html = await APPOINTMENTS.render(Render(site, {}, change, services(request).locks))
+    return HTMLResponse(html + toast(message, "error"), status_code=409)
 
 
 # -- editing a booking, under a soft lock -------------------------------------------------------
@@ -407,6 +412,8 @@ APPOINTMENT = LockEditor(
     template="appointments/edit.html",
     redraw=lambda p: Change(items={"appointment": {p["appointment"]}}),
     entity="appointment",
+    # Back to the booking's own day (its link redirects there), not today's.
+    back=lambda site, p: path_for("appointment", site=site.slug, appointment=p["appointment"]),
 )
 
 

@@ -128,6 +128,7 @@ class LockEditor:
         template: str,
         redraw: Callable[[Params], Change],
         entity: str = "",
+        back: Callable[[SiteRef, Params], str] | None = None,
     ) -> None:
         """`load` reads the thing (DomainError when it is gone); `save` validates the form
         and writes inside the action's transaction (InvalidInput, StaleVersion), and
@@ -135,6 +136,7 @@ class LockEditor:
         self.area, self.name, self.params = area, name, params
         self.load, self.save, self.template, self.redraw = load, save, template, redraw
         self.entity = entity  # the trail's entity type; its id is the last path parameter
+        self._back = back  # where save and cancel return (default: the area's page, at it)
         EDITORS[name] = self
 
     # -- keys ----------------------------------------------------------------------------
@@ -306,6 +308,8 @@ class LockEditor:
         return redirect(request, self.back(site, params), message=notice)
 
     def back(self, site: SiteRef, params: Params) -> str:
+        if self._back is not None:
+            return self._back(site, params)
         anchor = f"#{self.entity}-{params[self.params[-1]]}" if self.entity and self.params else ""
         return self.area.url(site, {p: params[p] for p in self.area.params}) + anchor
 

@@ -9,7 +9,10 @@
 - `UserPages`: several signed-in users side by side, each on the drafts page;
 - `BoardPage` (one ticket board: columns, cards, "Move to…", Edit, Delete…, Add),
   `TicketEditor` (a card's editor), `TicketView` (a card's page with its comments) and
-  `BoardUsers` (several users side by side on one board) on /s/{site}/boards/{board}.
+  `BoardUsers` (several users side by side on one board) on /s/{site}/boards/{board};
+- `AppointmentsPage` (one day's dashboard: "New appointment", the bookings and their
+  buttons, the schedule grid) and `AppointmentUsers` (several users side by side on one
+  day) on /s/{site}/appointments?day=….
 """
 
 from __future__ import annotations
@@ -701,5 +704,227 @@ class BoardUsers:
             assert board.problems is not None
             try:
                 board.problems.assert_clean()
+            except AssertionError as exc:
+                raise AssertionError(f"{username}'s page: {exc}") from None
+
+
+# --- appointments ----------------------------------------------------------------------------
+
+
+class AppointmentsPage:
+    """/s/{site}/appointments?day=YYYY-MM-DD: one day's dashboard — the "New appointment"
+    form (a native <details>, a whole-page boosted form), the day's region `#day-<date>`
+    with its counts, the bookings list (`#appointment-<id>`, each with its status badge and
+    buttons: "Check in", "Start", "Finish", "Edit", and "More…" hiding "No-show" and
+    "Cancel the booking") and the bays' schedule grid (`.schedule a.slot`, a block per
+    booking still on). Messages after a redirect (no JavaScript) and toasts (htmx)."""
+
+    def __init__(
+        self,
+        page: Page,
+        day: str,
+        site: str = "workshop",
+        problems: PageProblems | None = None,
+    ) -> None:
+        self.page = page
+        self.day = day
+        self.site = site
+        self.base = f"/s/{site}/appointments"
+        self.path = f"{self.base}?day={day}"
+        self.url_pattern = re.compile(rf"{re.escape(self.base)}/?\?day={re.escape(day)}(#.*)?$")
+        self.problems = problems
+        self.status = page.locator("#live-status")
+        self.presence_count = page.locator("#presence .presence__count")
+        self.toasts = page.locator("#toasts")
+        self.messages = page.locator("main .messages .alert")
+        self.alerts = page.locator("main > [role=alert]")  # a refusal said on the page
+        self.live_frame = page.locator("iframe.live-frame")
+        self.region = page.locator(f"#day-{day}")
+        self.counts = self.region.locator(".day__counts")
+        self.bookings = self.region.locator("li.booking")
+        self.slots = self.region.locator(".schedule a.slot")
+        self.bay_heads = self.region.locator(".schedule .schedule__bay")
+        self.hour_heads = self.region.locator(".schedule .schedule__hour")
+        self.new_appointment = page.locator("details.new-appointment")
+        self.form = page.locator("#new-appointment-form")
+        self.book_button = self.form.get_by_role("button", name="Book", exact=True)
+
+    # -- where --------------------------------------------------------------------------
+
+    def open(self) -> AppointmentsPage:
+        self.page.goto(self.path)
+        return self
+
+    def expect_here(self, timeout: float = 5000) -> None:
+        expect_location(self.page, self.url_pattern, timeout)
+        expect(self.region).to_be_visible()
+
+    def wait_live(self) -> AppointmentsPage:
+        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
+        return self
+
+    # -- what is on it --------------------------------------------------------------------
+
+    def booking(self, customer: str) -> Locator:
+        """A booking's row in the list, by its customer (unique in a test)."""
+        return self.bookings.filter(
+            has=self.page.locator(".booking__who strong", has_text=customer)
+        )
+
+    def booking_id(self, customer: str) -> int:
+        return int((self.booking(customer).get_attribute("id") or "").removeprefix("appointment-"))
+
+    def badge(self, customer: str) -> Locator:
+        """The booking's status word ("Scheduled", "Checked in", …)."""
+        return self.booking(customer).locator(".status")
+
+    def slot(self, customer: str) -> Locator:
+        """The booking's block in the schedule grid."""
+        return self.slots.filter(has=self.page.locator(".slot__who", has_text=customer))
+
+    def button(self, customer: str, label: str) -> Locator:
+        """A booking's button by the word on it ("Check in", "Start", "Finish", "Edit",
+        "Cancel the booking", "No-show"); its accessible name adds the customer."""
+        return self.booking(customer).get_by_role(
+            "button", name=re.compile(rf"^{re.escape(label)}\b")
+        )
+
+    def more(self, customer: str) -> Locator:
+        """The booking's "More…" (a <summary>) that hides No-show and Cancel."""
+        return self.booking(customer).locator("details.booking__more > summary")
+
+    def job_link(self, customer: str) -> Locator:
+        return self.booking(customer).get_by_role("link", name="The job on the workflow board")
+
+    def toast(self, text: str | re.Pattern[str]) -> Locator:
+        return self.toasts.locator(".toast", has_text=text)
+
+    # -- actions ----------------------------------------------------------------------------
+
+    def fill_booking(
+        self,
+        *,
+        customer: str,
+        service: str,
+        bay: str,
+        starts: str,
+        ends: str,
+        phone: str = "",
+        registration: str = "",
+        make_model: str = "",
+    ) -> None:
+        """Open "New appointment" and fill it in (`starts`/`ends` as "09:00" on this page's
+        day, or a whole "YYYY-MM-DDTHH:MM")."""
+        if self.new_appointment.get_attribute("open") is None:
+            self.new_appointment.locator("summary").click()
+        expect(self.form).to_be_visible()
+        form = self.form
+        form.get_by_label("Customer", exact=True).fill(customer)
+        form.get_by_label("Phone", exact=True).fill(phone)
+        form.get_by_label("Vehicle registration", exact=True).fill(registration)
+        form.get_by_label("Make and model", exact=True).fill(make_model)
+        form.get_by_label("Service", exact=True).fill(service)
+        form.get_by_label("Bay", exact=True).select_option(label=bay)
+        form.get_by_label("Starts", exact=True).fill(self.moment(starts))
+        form.get_by_label("Ends", exact=True).fill(self.moment(ends))
+
+    def moment(self, at: str) -> str:
+        """ "09:00" on this page's day as a datetime-local field takes it."""
+        return at if "T" in at else f"{self.day}T{at}"
+
+    def book(self, **fields: str) -> int:
+        """Fill in "New appointment" and press Book; returns the HTTP status of the POST
+        once it has been answered: a booking made is 204 + HX-Location under htmx (a boosted
+        form), 303 for a plain form; one refused is 422 (the page, messages at the fields)."""
+        self.fill_booking(**fields)
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.split("?")[0].endswith(self.base)
+        ) as answer:
+            self.book_button.click()
+        return answer.value.status
+
+    def press(self, customer: str, label: str) -> int:
+        """Press one of a booking's buttons (opening "More…" first for No-show and Cancel);
+        the HTTP status of its POST once answered (200 under htmx, 303 for a plain form,
+        409 from a stale screen, 422 for a step that no longer applies)."""
+        if label in ("No-show", "Cancel the booking"):
+            more = self.booking(customer).locator("details.booking__more")
+            if more.get_attribute("open") is None:
+                self.more(customer).click()
+        button = self.button(customer, label)
+        with self.page.expect_response(
+            lambda r: (
+                r.request.method == "POST"
+                and re.search(r"/appointments/\d+/(status|check-in)$", r.url) is not None
+            )
+        ) as answer:
+            button.click()
+        return answer.value.status
+
+    # -- "no reload", a screen that has not caught up, the pill ------------------------------
+
+    def mark(self) -> None:
+        self.page.evaluate("window.__notReloaded = true")
+
+    def still_marked(self) -> bool:
+        return self.page.evaluate("window.__notReloaded === true")
+
+    def freeze(self) -> None:
+        """From now on the stream's messages wait: the screen stays as it is."""
+        self.page.evaluate(FREEZE_JS)
+
+    def thaw(self) -> None:
+        self.page.evaluate(THAW_JS)
+
+    def record_pill(self) -> None:
+        self.page.evaluate(RECORD_PILL_JS)
+
+    def pill_history(self) -> list[str]:
+        return self.page.evaluate("window.__pill")
+
+
+class AppointmentUsers:
+    """`dashboards("frank", "2033-05-06")` -> an AppointmentsPage, signed in, in its own
+    context (a 1024x768 touch tablet unless told otherwise), open on that day and streaming;
+    watched for console errors and CSP violations from the sign-in on. `before(page)` runs
+    before the sign-in (to route requests, say); `live=False` does not wait for the stream."""
+
+    def __init__(self, new_context: Callable[..., Any], base_url: str) -> None:
+        self.new_context = new_context
+        self.base_url = base_url
+        self.pages: list[tuple[str, PageProblems]] = []
+
+    def __call__(
+        self,
+        username: str,
+        day: str,
+        *,
+        ignore: Callable[[Any], bool] = is_missing_favicon,
+        before: Callable[[Page], None] | None = None,
+        live: bool = True,
+        **context_args: Any,
+    ) -> AppointmentsPage:
+        page = self.new_context(**{**TABLET, **context_args}).new_page()
+        problems = self.watch(username, page, ignore=ignore)
+        if before is not None:
+            before(page)
+        dashboard = AppointmentsPage(page, day, problems=problems)
+        sign_in(page, self.base_url, username, next_path=dashboard.path)
+        if not dashboard.url_pattern.search(page.url):
+            pytest.fail(f"{username} did not land on the appointments: {describe(page)}")
+        return dashboard.wait_live() if live else dashboard
+
+    def watch(
+        self, username: str, page: Page, *, ignore: Callable[[Any], bool] = is_missing_favicon
+    ) -> PageProblems:
+        """Watch another page of this test (a board, a page without JavaScript) too."""
+        problems = PageProblems.watch(page, ignore=ignore)
+        self.pages.append((username, problems))
+        return problems
+
+    def assert_clean(self) -> None:
+        for username, problems in self.pages:
+            try:
+                problems.assert_clean()
             except AssertionError as exc:
                 raise AssertionError(f"{username}'s page: {exc}") from None
