@@ -45,7 +45,23 @@ from tables.boards import (
 from tables.dispatches import Asset, AssetType, Dispatch, DispatchParcel
 from tables.drafts import Draft, DraftParcel, Parcel, add_parcels, set_transport
 from tables.notices import SiteNotice
-from tables.people import Membership, Organisation, Role, Site, SiteKind
+from tables.orgs import Account, OrgActivity
+from tables.people import Membership, Organisation, Role, Site, SiteKind, slug_from_name
+from tables.stocktakes import (
+    Adjustment,
+    AppliedCount,
+    Item,
+    Movement,
+    Stocktake,
+    StocktakeLine,
+    add_movement,
+    approve,
+    count_line,
+    create_stocktake,
+    lines_by_id,
+    populate,
+    stocktake_view,
+)
 
 PASSWORD = "demo"
 
@@ -417,14 +433,191 @@ async def load_appointments(demo: Demo) -> None:
                 await move_ticket(workshop, checked.ticket_id, 1, to, None, mechanic)
 
 
+# -- stocktakes (SPEC §5.4) ------------------------------------------------------------------
+
+# category, SKU prefix, unit, sub-units per unit, sub-unit, cost range (whole euro), names
+CATALOGUE: list[tuple[str, str, str, int, str, tuple[int, int], list[str]]] = [
+    ("Spirits", "SP", "bottle", 10, "tenth", (14, 48), [
+        f"{brand} {size}"
+        for brand in [
+            "Jameson Irish Whiskey", "Jameson Black Barrel", "Powers Gold Label", "Paddy",
+            "Tullamore D.E.W.", "Redbreast 12", "Green Spot", "Bushmills Original",
+            "Teeling Small Batch", "Writers' Tears", "Glenfiddich 12", "Johnnie Walker Black",
+            "Hennessy VS", "Cork Dry Gin", "Dingle Gin", "Gunpowder Gin", "Bombay Sapphire",
+            "Hendrick's Gin", "Smirnoff Red", "Absolut Vodka", "Grey Goose", "Bacardi Carta Blanca",
+            "Captain Morgan Spiced", "Kraken Black Spiced", "Baileys Original",
+            "Cointreau", "Disaronno", "Tia Maria", "Jägermeister", "Aperol",
+        ]
+        for size in ("70cl", "1L")
+    ]),
+    ("Beer kegs", "BK", "keg", 88, "pint", (140, 230), [
+        "Guinness 50L", "Smithwick's Red 50L", "Heineken 50L", "Carlsberg 50L",
+        "Hop House 13 50L", "Rockshore 50L", "Coors 50L", "Birra Moretti 30L",
+        "Beamish Stout 50L", "Murphy's Stout 50L", "Bulmers Cider 50L", "Orchard Thieves 50L",
+        "Wicklow Wolf Locavore 30L", "Kinnegar Scraggy Bay 30L",
+    ]),
+    ("Bottled beer", "BB", "bottle", 1, "", (1, 3), [
+        f"{beer} {size}"
+        for beer in [
+            "Heineken", "Corona Extra", "Budweiser", "Peroni Nastro Azzurro", "Sol",
+            "Guinness", "Heineken 0.0", "Erdinger Alkoholfrei", "Bulmers Original",
+            "Kopparberg Strawberry & Lime", "Galway Hooker IPA", "O'Hara's Irish Red",
+            "Porterhouse Oyster Stout", "Franciscan Well Rebel Red", "Stella Artois",
+            "Desperados", "Magners Original", "Brewdog Punk IPA",
+        ]
+        for size in ("330ml", "500ml")
+    ]),
+    ("Wine", "WN", "bottle", 5, "glass", (6, 32), [
+        f"{wine} {year}"
+        for wine in [
+            "Casillero del Diablo Merlot", "Campo Viejo Rioja", "Oyster Bay Sauvignon Blanc",
+            "Santa Rita 120 Cabernet", "Kim Crawford Pinot Noir", "Villa Maria Riesling",
+            "Louis Jadot Chablis", "Marqués de Riscal Reserva", "Yellow Tail Shiraz",
+            "Mud House Sauvignon Blanc", "Whispering Angel Rosé", "Prosecco DOC Extra Dry",
+            "Moët & Chandon Brut", "Faustino VII Tempranillo", "Jacob's Creek Chardonnay",
+        ]
+        for year in ("2022", "2023", "2024")
+    ]),
+    ("Minerals", "MN", "bottle", 1, "", (1, 2), [
+        f"{drink} {size}"
+        for drink in [
+            "Coca-Cola", "Diet Coke", "Coke Zero", "Club Orange", "Club Lemon", "7UP",
+            "Fanta Orange", "Schweppes Tonic", "Schweppes Slimline Tonic", "Fever-Tree Tonic",
+            "Ballygowan Still", "Ballygowan Sparkling", "Red Bull", "Britvic Orange",
+            "Lucozade Original",
+        ]
+        for size in ("200ml", "500ml")
+    ]),
+    ("Food", "FD", "kg", 1, "", (2, 30), [
+        "Irish beef striploin", "Beef mince", "Chicken breast", "Chicken wings",
+        "Pork sausages", "Streaky bacon", "Back rashers", "Black pudding", "White pudding",
+        "Smoked salmon", "Cod fillets", "Hake fillets", "Prawns", "Mussels",
+        "Cheddar cheese", "Cashel Blue", "Butter", "Cream", "Eggs (dozen)", "Milk",
+        "Rooster potatoes", "Chips (frozen)", "Onions", "Carrots", "Mushrooms",
+        "Tomatoes", "Lettuce", "Lemons", "Limes", "Brown bread mix", "Flour",
+        "Caster sugar", "Basmati rice", "Penne pasta", "Chopped tomatoes",
+        "Vegetable oil", "Olive oil", "Mayonnaise", "Ketchup", "Coffee beans",
+    ]),
+    ("Cleaning", "CL", "each", 1, "", (2, 25), [
+        "Glass washer detergent 5L", "Glass washer rinse aid 5L", "Dishwasher tablets",
+        "Floor cleaner 5L", "Sanitiser spray", "Bleach 5L", "Hand soap 5L", "Blue roll",
+        "Bin liners (roll)", "Toilet rolls (pack)", "Oven cleaner", "Beer line cleaner 5L",
+        "Microfibre cloths (pack)", "Mop heads", "Degreaser 5L",
+    ]),
+    ("Snacks", "SN", "box", 12, "packet", (8, 24), [
+        "Tayto Cheese & Onion", "Tayto Salt & Vinegar", "King Crisps Cheese & Onion",
+        "Hunky Dorys Buffalo", "Keogh's Sea Salt", "Pringles Original",
+        "KP Dry Roasted Peanuts", "Bacon Fries", "Scampi Fries", "Cashew nuts",
+        "Mixed nuts", "Popcorn",
+    ]),
+]  # fmt: skip
+
+
+def demo_items() -> list[dict]:
+    """Killarney's catalogue (≥ 250 items), the same on every start."""
+    items = []
+    for category, prefix, unit, sub_units, sub_unit, (low, high), names in CATALOGUE:
+        for n, name in enumerate(names, 1):
+            cents = low * 100 + (n * 737) % ((high - low) * 100 + 1)
+            items.append(
+                {
+                    "sku": f"{prefix}{n:03d}",
+                    "name": name,
+                    "category": category,
+                    "unit": unit,
+                    "sub_units": sub_units,
+                    "sub_unit": sub_unit,
+                    "unit_cost": cents * 100,  # ten-thousandths
+                }
+            )
+    return items
+
+
+def _demo_count(n: int, line, near: bool) -> tuple[str, str]:
+    """A count as erin would type it: near the expected quantity (a small variance), or
+    (for the first stocktake, when nothing was expected) a plausible amount on hand."""
+    base = int(line.expected) if near else 2 + (n * 7) % 11
+    if line.sub_units > 1:
+        return str(max(base - (n % 2), 0)), str((n * 3) % line.sub_units)
+    if line.unit == "kg":
+        return f"{base + (n % 4) / 4:.2f}" if not near else f"{line.expected - n % 3:.3f}", ""
+    return str(max(base + (n % 3) - 1, 0)), ""
+
+
+async def load_stocktakes(demo: Demo) -> None:
+    """Killarney's catalogue, last month's approved stocktake (so openings are real) and
+    this month's draft in progress: some lines counted by erin, some movements (a few
+    after their line was counted), a variance threshold sending a few back for a
+    recount."""
+    killarney = demo.sites["killarney"]
+    known = {row["sku"] for row in await Item.select(Item.sku).where(Item.site == killarney)}
+    missing = [Item(site=killarney, **item) for item in demo_items() if item["sku"] not in known]
+    if missing:
+        await Item.insert(*missing)
+    if await Stocktake.exists().where(Stocktake.site == killarney):
+        return
+    erin = Actor(demo.users["erin"], NAMES["erin"])
+    manager = Actor(demo.users["admin"], NAMES["admin"])
+    this_month = today(ZoneInfo("Europe/Dublin")).replace(day=1)
+    last_end = this_month - timedelta(days=1)
+    next_month = (this_month + timedelta(days=32)).replace(day=1)
+    async with write_tx(Stocktake._meta.db):
+        past = await create_stocktake(
+            killarney,
+            {"period_start": str(last_end.replace(day=1)), "period_end": str(last_end)},
+            manager,
+        )
+        await populate(killarney, past["id"], manager)
+        for n, line in enumerate((await stocktake_view(killarney, past["id"])).lines):
+            full, partial = _demo_count(n, line, near=False)
+            await count_line(killarney, line.id, line.version, full, partial, erin)
+        await approve(killarney, past["id"], manager)
+    async with write_tx(Stocktake._meta.db):
+        draft = await create_stocktake(
+            killarney,
+            {
+                "period_start": str(this_month),
+                "period_end": str(next_month - timedelta(days=1)),
+                "variance_threshold": "40",
+            },
+            manager,
+        )
+        await populate(killarney, draft["id"], manager)
+        lines = (await stocktake_view(killarney, draft["id"])).lines
+        for n, line in enumerate(lines[::3]):
+            if n % 5 == 0:  # a delivery before the count
+                await add_movement(killarney, line.id, "purchase", "2", f"INV-{4100 + n}", erin)
+            if n % 7 == 3:
+                await add_movement(killarney, line.id, "waste", "0.5", "Breakage", erin)
+            fresh = (await lines_by_id(killarney, [line.id]))[line.id]
+            full, partial = _demo_count(n, fresh, near=True)
+            await count_line(killarney, line.id, fresh.version, full, partial, erin)
+        for n, line in enumerate(lines[1::3][:8]):  # deliveries on uncounted lines
+            await add_movement(
+                killarney, line.id, "purchase", str(1 + n % 3), f"INV-42{n:02d}", erin
+            )
+        for n, line in enumerate(lines[::3][2:5]):  # after their count: "moved since counted"
+            kind = "purchase" if n % 2 == 0 else "waste"
+            await add_movement(
+                killarney, line.id, kind, "1", "Late delivery" if n % 2 == 0 else "Spillage", erin
+            )
+
+
 AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [
     load_drafts,
     load_boards,
     load_appointments,
+    load_stocktakes,
 ]
 
 # Deleted child-first by --reset.
 TABLES: list[type[Table]] = [
+    Adjustment,
+    AppliedCount,
+    Movement,
+    StocktakeLine,
+    Stocktake,
+    Item,
     Appointment,
     Bay,
     Comment,
@@ -439,6 +632,8 @@ TABLES: list[type[Table]] = [
     Asset,
     SiteNotice,
     Activity,
+    OrgActivity,
+    Account,
     Membership,
     Site,
     Organisation,
@@ -450,6 +645,10 @@ TABLES: list[type[Table]] = [
 async def _organisations(demo: Demo) -> None:
     for name in ORGANISATIONS:
         row = await Organisation.objects().get_or_create(Organisation.name == name)
+        if not row.slug:  # /o/demo-logistics, /o/other-co
+            await Organisation.update({Organisation.slug: slug_from_name(name)}).where(
+                Organisation.id == row.id
+            )
         demo.organisations[name] = row.id
 
 

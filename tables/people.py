@@ -1,4 +1,7 @@
-"""People and places: organisations (tenants), their sites, and who works where (SPEC §3)."""
+"""People and places: organisations (tenants), their sites, and who works where (SPEC §3).
+
+An organisation's managers are the users with the role `manager` at any of its sites; what
+they may do to its people and sites is in tables/orgs.py."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from enum import StrEnum
 from zoneinfo import ZoneInfo, available_timezones
 
 from piccolo.apps.user.tables import BaseUser
-from piccolo.columns import ForeignKey, Serial, Varchar
+from piccolo.columns import ForeignKey, Serial, Timestamptz, Varchar
 from piccolo.table import Table
 
 from tables.base import Actor, DomainError
@@ -30,9 +33,17 @@ class SiteKind(StrEnum):
 class Organisation(Table):
     id: Serial
     name = Varchar(length=200, unique=True)
+    # The `{org}` of /o/{org}/…; unique (an index made by the migration). Null until set:
+    # an organisation without one has no organisation pages.
+    slug = Varchar(length=50, null=True, default=None)
 
 
 SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,49}")
+
+
+def slug_from_name(name: str) -> str:
+    """ "Demo Logistics" -> "demo-logistics": how an organisation's slug is derived."""
+    return "-".join(re.findall(r"[a-z0-9]+", name.lower()))[:50].strip("-") or "org"
 
 
 class Site(Table):
@@ -42,6 +53,8 @@ class Site(Table):
     name = Varchar(length=200)
     kind = Varchar(length=20, choices=SiteKind, default=SiteKind.branch)
     timezone = Varchar(length=64, default="UTC")
+    # Archived sites keep their rows (and trail) but are closed: no member gets in.
+    archived_at = Timestamptz(null=True, default=None)
 
     @staticmethod
     def validate_timezone(name: str) -> ZoneInfo:
@@ -94,6 +107,7 @@ class SiteAccess:
     timezone: str
     organisation_id: int
     organisation: str
+    organisation_slug: str | None
     user_id: int
     username: str
     display_name: str
@@ -136,13 +150,18 @@ async def site_access(slug: str, user_id: int) -> SiteAccess | None:
             Membership.site.timezone,
             Membership.site._.organisation._.id,
             Membership.site._.organisation._.name,
+            Membership.site._.organisation._.slug,
             Membership.user.id,
             Membership.user.username,
             Membership.user.first_name,
             Membership.user.last_name,
             Membership.role,
         )
-        .where((Membership.site.slug == slug) & (Membership.user.id == user_id))
+        .where(
+            (Membership.site.slug == slug)
+            & (Membership.user.id == user_id)
+            & Membership.site.archived_at.is_null()
+        )
         .first()
         .output(nested=True)
     )
@@ -157,6 +176,7 @@ async def site_access(slug: str, user_id: int) -> SiteAccess | None:
         timezone=site["timezone"],
         organisation_id=site["organisation"]["id"],
         organisation=site["organisation"]["name"],
+        organisation_slug=site["organisation"]["slug"],
         user_id=user["id"],
         username=user["username"],
         display_name=display_name(user["first_name"], user["last_name"], user["username"]),
@@ -165,7 +185,7 @@ async def site_access(slug: str, user_id: int) -> SiteAccess | None:
 
 
 async def members_of(site_id: int) -> list[dict[str, str]]:
-    """The site's people with their role, for the site home: name, role."""
+    """The site's active people with their role, for the site home: name, role."""
     rows = await (
         Membership.select(
             Membership.user.username.as_alias("username"),
@@ -173,7 +193,7 @@ async def members_of(site_id: int) -> list[dict[str, str]]:
             Membership.user.last_name.as_alias("last"),
             Membership.role,
         )
-        .where(Membership.site == site_id)
+        .where((Membership.site == site_id) & (Membership.user.active == True))  # noqa: E712
         .order_by(Membership.user.username)
     )
     return [
@@ -183,15 +203,16 @@ async def members_of(site_id: int) -> list[dict[str, str]]:
 
 
 async def sites_of(user_id: int) -> list[dict]:
-    """The sites a user belongs to, for the site switcher: slug, name, role, organisation."""
+    """The sites a user belongs to, for the site switcher: slug, name, kind, role, organisation."""
     return await (
         Membership.select(
             Membership.site.slug.as_alias("slug"),
             Membership.site.name.as_alias("name"),
+            Membership.site.kind.as_alias("kind"),
             Membership.site._.organisation._.name.as_alias("organisation"),
             Membership.role,
         )
-        .where(Membership.user.id == user_id)
+        .where((Membership.user.id == user_id) & Membership.site.archived_at.is_null())
         .order_by(Membership.site._.organisation._.name)
         .order_by(Membership.site.name)
     )

@@ -16,6 +16,8 @@ APP_CONFIG = AppConfig(
             "tables.drafts",
             "tables.boards",
             "tables.appointments",
+            "tables.stocktakes",
+            "tables.orgs",
         ],
         exclude_imported=True,
     ),
