@@ -23,8 +23,19 @@ from starlette.staticfiles import StaticFiles
 import settings as settings_module
 from live.backends import backends
 from live.hub import LiveHub
-from routes import appointments, auth, boards, dispatches, drafts, errors, health, sites
-from routes.access import OperatorOnlyMiddleware, SiteMembershipMiddleware
+from routes import (
+    appointments,
+    auth,
+    boards,
+    dispatches,
+    drafts,
+    errors,
+    health,
+    me,
+    people,
+    sites,
+)
+from routes.access import OperatorOnlyMiddleware, OrgManagerMiddleware, SiteMembershipMiddleware
 from routes.common import Services, path_builder, templates
 from routes.editing import release_lapsed
 from routes.live import render_presence
@@ -117,7 +128,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *health.routes,
             *auth.routes,
             *sites.routes,
+            *me.routes,
             site_mount,
+            Mount(  # an organisation's people and sites: its managers only
+                "/o/{org}", routes=people.routes, middleware=[Middleware(OrgManagerMiddleware)]
+            ),
             Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
             Mount("/admin", admin_app(settings), name="admin"),
         ],

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from live.broker import Broker, Subscription
 from live.events import Event
 from live.presence import PresenceStore, Viewer
-from live.stream import PING_KIND, LiveStream, Renderer, cut_off_stalled
+from live.stream import ENDED_KIND, PING_KIND, LiveStream, Renderer, cut_off_stalled
 
 log = logging.getLogger("floorboard.live")
 
@@ -40,6 +40,11 @@ PresenceRenderer = Callable[[str, list[Viewer], list[Viewer], list[Viewer]], str
 
 def presence_topic(page: str) -> str:
     return f"presence:{page}"
+
+
+def user_topic(user_id: int) -> str:
+    """Where a viewer's streams hear that their user was signed out everywhere."""
+    return f"user:{user_id}"
 
 
 @dataclass
@@ -132,7 +137,7 @@ class LiveHub:
                 render_regions,
                 opened,
                 closed,
-                live_only=(presence_topic(page),),
+                live_only=(presence_topic(page), user_topic(viewer.user_id)),
             )
         return LiveStream(self.broker, topics, resume_from, render_regions)
 
@@ -162,6 +167,12 @@ class LiveHub:
     async def indicate(self, topic: str, kind: str, actor: str, html: str) -> None:
         """An ephemeral indicator ("bob is moving #12"): live only, never replayed."""
         await self.broker.publish_ephemeral(topic, kind, actor, html)
+
+    async def end_user(self, user_id: int) -> None:
+        """End every open stream of this user, on every worker (an ephemeral event each
+        process's broker hands to its local streams): call after their sessions are gone,
+        so the browser's reconnect is refused and the page goes to the sign-in page."""
+        await self.broker.publish_ephemeral(user_topic(user_id), ENDED_KIND, "", "")
 
     def viewers_here(self, page: str) -> int:
         state = self._pages.get(page)

@@ -103,6 +103,14 @@ class LockStore(ABC):
         """Every live lock whose key starts with ``prefix``."""
 
     @abstractmethod
+    async def release_holder(self, holder_id: int) -> list[str]:
+        """Free every lock ``holder_id`` holds (their account was deactivated); the keys.
+
+        Each freed lock is then reported by ``lapsed()`` like one that ran out, so the
+        watcher clears its badge on every page, on every worker.
+        """
+
+    @abstractmethod
     async def lapsed(self) -> list[str]:
         """Keys whose lock ran out (not released, not broken) since the last call.
 
@@ -176,6 +184,15 @@ class MemoryLocks(LockStore):
             if info is not None:
                 found[key] = info
         return found
+
+    async def release_holder(self, holder_id: int) -> list[str]:
+        freed = sorted(
+            k for k in list(self._locks) if (i := self._live(k)) and i.holder_id == holder_id
+        )
+        for key in freed:
+            del self._locks[key]
+            self._lapsed.add(key)
+        return freed
 
     async def lapsed(self) -> list[str]:
         for key in list(self._locks):
@@ -278,6 +295,20 @@ return out
 """
 
 
+# KEYS: index. ARGV: lock key prefix, holder_id. Deletes the holder's lock hashes but keeps
+# their index entries, so the next ``lapsed()`` reports them (and their badges clear).
+_RELEASE_HOLDER = """
+local out = {}
+for _, key in ipairs(redis.call('ZRANGEBYLEX', KEYS[1], '-', '+')) do
+  if redis.call('HGET', ARGV[1] .. key, 'holder_id') == ARGV[2] then
+    redis.call('DEL', ARGV[1] .. key)
+    table.insert(out, key)
+  end
+end
+return out
+"""
+
+
 def _ms(seconds: float) -> int:
     return max(1, round(seconds * 1000))
 
@@ -311,6 +342,7 @@ class RedisLocks(LockStore):
         self._break = redis_client.register_script(_BREAK)
         self._holders = redis_client.register_script(_HOLDERS)
         self._lapsed = redis_client.register_script(_LAPSED)
+        self._release_holder = redis_client.register_script(_RELEASE_HOLDER)
 
     def _key(self, key: str) -> str:
         return self._lock_prefix + key
@@ -351,6 +383,12 @@ class RedisLocks(LockStore):
             key = _text(flat[i])
             found[key] = _info(key, flat[i + 1 : i + 5])
         return found
+
+    async def release_holder(self, holder_id: int) -> list[str]:
+        keys = await self._release_holder(
+            keys=[self._index], args=[self._lock_prefix, str(holder_id)]
+        )
+        return sorted(_text(key) for key in keys)
 
     async def lapsed(self) -> list[str]:
         keys = await self._lapsed(keys=[self._index], args=[self._lock_prefix])

@@ -52,6 +52,7 @@ HEADERS = (
 )
 
 PING_KIND = "ping"
+ENDED_KIND = "user.ended"  # the viewer's user was signed out everywhere: end the stream
 
 Renderer = Callable[[], Awaitable[str]]
 
@@ -203,6 +204,8 @@ class LiveStream:
             if event.kind == PING_KIND:
                 await write(PING)
                 continue
+            if event.kind == ENDED_KIND:
+                return  # the reconnect meets the signed-out session (401): page reloads
             if event.ephemeral:  # presence, "bob is moving #12": live only, no id
                 await write(frame(_cache.body(event)))
                 continue

@@ -1,8 +1,10 @@
-"""Who may see what: site membership for everything under /s/{site}, operators for /admin.
+"""Who may see what: site membership for everything under /s/{site}, an organisation's
+managers for everything under /o/{org}, operators for /admin.
 
 Membership is checked once, by a middleware on the `/s/{site}` mount, so no area can forget
-it. Unknown sites and sites the user does not belong to both answer 404 (SPEC §3: no
-existence leaks), for pages, actions and live streams alike.
+it; management likewise on the `/o/{org}` mount. Unknown sites (organisations) and those the
+user does not belong to (manage) all answer 404 (SPEC §3: no existence leaks), for pages,
+actions and live streams alike.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from starlette.responses import RedirectResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tables.activity import Activity
+from tables.orgs import OrgAccess, org_access
 from tables.people import SiteAccess, site_access
 
 
@@ -27,6 +30,16 @@ def user_id(conn: HTTPConnection) -> int | None:
     if user is None or not user.is_authenticated:
         return None
     return user.user.id
+
+
+def signed_out(conn: HTTPConnection) -> RedirectResponse:
+    """A page asked for without a session goes to sign in; anything else is 401 — a live
+    stream too, whose reconnect after its user was signed out elsewhere (or deactivated)
+    must fail for app.js to reload the page (a redirect would be followed to a 200)."""
+    is_stream = "text/event-stream" in conn.headers.get("accept", "")
+    if conn.scope["method"] in ("GET", "HEAD") and not is_stream:
+        return RedirectResponse(login_url(conn.url.path), status_code=303)
+    raise HTTPException(401, "Your session has ended. Sign in again.")
 
 
 class SiteMembershipMiddleware:
@@ -42,11 +55,8 @@ class SiteMembershipMiddleware:
         conn = HTTPConnection(scope)
         uid = user_id(conn)
         if uid is None:
-            if scope["method"] in ("GET", "HEAD"):
-                response = RedirectResponse(login_url(conn.url.path), status_code=303)
-                await response(scope, receive, send)
-                return
-            raise HTTPException(401, "Your session has ended. Sign in again.")
+            await signed_out(conn)(scope, receive, send)
+            return
         slug = scope["path_params"].get("site", "")
         access = await site_access(slug, uid)
         if access is None:
@@ -67,6 +77,34 @@ def require_manager(request: Request) -> SiteAccess:
     if not access.is_manager:
         raise HTTPException(403, f"Only a manager of {access.name} may do that.")
     return access
+
+
+class OrgManagerMiddleware:
+    """Puts the manager's `OrgAccess` on `request.state.org`; everyone who does not manage
+    the organisation (members of it included) gets the same 404 as an unknown one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        conn = HTTPConnection(scope)
+        uid = user_id(conn)
+        if uid is None:
+            await signed_out(conn)(scope, receive, send)
+            return
+        access = await org_access(scope["path_params"].get("org", ""), uid)
+        if access is None:
+            raise HTTPException(404, "There is no such page.")
+        scope.setdefault("state", {})["org"] = access
+        await self.app(scope, receive, send)
+
+
+def org_of(request: Request) -> OrgAccess:
+    """The organisation the request is under; set by OrgManagerMiddleware."""
+    return request.state.org
 
 
 class OperatorOnlyMiddleware:

@@ -15,6 +15,8 @@ from starlette.routing import Route
 from routes.access import user_id
 from routes.common import render, services
 from routes.forms import FormErrors, read_form
+from tables.base import write_tx
+from tables.orgs import STEP_TTL, issue_token, must_change_password
 
 SESSION_COOKIE = "id"  # the name piccolo_api's SessionsAuthBackend and piccolo_admin read
 SESSION_EXPIRY = timedelta(hours=12)  # a shift; SessionsAuthBackend slides it while in use
@@ -105,11 +107,21 @@ async def login_submit(request: Request) -> Response:
         return login_form(request, username=username, errors=errors, status=401)
 
     await throttle.succeeded(address, username)
+    if await must_change_password(uid):
+        # A temporary password opens one step only: choosing their own (no session yet).
+        async with write_tx():
+            token = await issue_token(uid, STEP_TTL)
+        return RedirectResponse(request.url_for("welcome", token=token), status_code=303)
+    return await start_session(request, uid, safe_next(form.raw("next")))
+
+
+async def start_session(request: Request, uid: int, target: str) -> Response:
+    """A new database session for the user, its cookie, and a 303 to `target`."""
     now = datetime.now()  # naive local time: what piccolo_api's sessions table expects
     session = await SessionsBase.create_session(
         user_id=uid, expiry_date=now + SESSION_EXPIRY, max_expiry_date=now + MAX_SESSION_EXPIRY
     )
-    response = RedirectResponse(safe_next(form.raw("next")), status_code=303)
+    response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         str(session.token),

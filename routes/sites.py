@@ -20,6 +20,7 @@ from routes.live import Change, Forms, FormSpec, LiveArea, Render
 from routes.notices import load_notice, notice_context, notice_region, save_notice
 from tables.activity import Activity
 from tables.base import write_tx
+from tables.orgs import managed_by
 from tables.people import members_of, sites_of
 
 NOTE_MAX = 280
@@ -61,7 +62,8 @@ async def home(request: Request) -> Response:
     sites = await sites_of(uid)
     if len(sites) == 1:
         return RedirectResponse(request.url_for("site_home", site=sites[0]["slug"]), 303)
-    return render(request, "sites/picker.html", {"sites": sites})
+    context = {"sites": sites, "managed": await managed_by(uid)}
+    return render(request, "sites/picker.html", context)
 
 
 @HOME.page

@@ -130,3 +130,28 @@ async def test_a_heartbeat_arriving_at_another_worker_keeps_the_stream_open() ->
     beating.cancel()
     await alice.close()
     await hub.stop()
+
+
+async def test_end_user_ends_that_users_streams_on_every_worker(make, backend) -> None:
+    """Deactivation (or "sign out everywhere") ends a user's open streams at once, on
+    every process; other users' streams carry on."""
+    here = await make()
+    there = await make() if backend == "redis" else here  # another worker, same Redis
+    hub_here = LiveHub(here, MemoryPresence(), render_presence)
+    hub_there = LiveHub(there, MemoryPresence(), render_presence)
+    alice = viewer_stream(hub_here, ALICE, "conn-alice-1")
+    alice_tab2 = open_stream(
+        hub_here.stream(
+            ["site:2"], None, no_regions, page="p2", conn_id="conn-alice-2", viewer=ALICE
+        )
+    )
+    bob = viewer_stream(hub_here, BOB, "conn-bob-0001")
+    await asyncio.sleep(0.3)  # subscribed (Redis: the process's pattern subscription)
+
+    await hub_there.end_user(ALICE.user_id)
+
+    async with asyncio.timeout(3):
+        await alice.task
+        await alice_tab2.task
+    assert not bob.task.done()
+    await bob.close()

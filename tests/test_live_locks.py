@@ -189,3 +189,26 @@ async def test_lock_held_message_names_the_holder_and_when_it_frees_up() -> None
     frees_at = time.strftime("%H:%M:%S", time.localtime(1_700_000_001))
 
     assert str(LockHeld(info)) == f"Being edited by Bob Wilson until {frees_at}"
+
+
+async def test_release_holder_frees_only_that_holders_locks_and_reports_them_lapsed(
+    stores: Stores,
+) -> None:
+    here, there = stores
+    await here.acquire("site:3:draft:1", 7, "Gina")
+    await here.acquire("site:4:notice:", 7, "Gina")
+    await here.acquire("site:3:draft:2", 8, "Bob Wilson")
+    await here.lapsed()  # nothing lapsed yet; start clean
+
+    assert await there.release_holder(7) == ["site:3:draft:1", "site:4:notice:"]
+
+    assert await here.holder("site:3:draft:1") is None
+    assert await here.holder("site:4:notice:") is None
+    bob = await here.holder("site:3:draft:2")
+    assert bob is not None and bob.holder == "Bob Wilson"
+    # Freed locks are reported once, like lapses, so their badges clear everywhere.
+    assert await here.lapsed() == ["site:3:draft:1", "site:4:notice:"]
+    assert await there.lapsed() == []
+    assert await here.release_holder(7) == []
+    info = await there.acquire("site:3:draft:1", 9, "Dana Kiprop")
+    assert info.holder == "Dana Kiprop"
