@@ -42,11 +42,21 @@ def signed_out(conn: HTTPConnection) -> RedirectResponse:
     raise HTTPException(401, "Your session has ended. Sign in again.")
 
 
-class SiteMembershipMiddleware:
-    """Puts the user's `SiteAccess` on `request.state.site`, or answers 404 / sends to login."""
+class ScopedAccessMiddleware:
+    """The shape of every scoped mount: signed in, then allowed in this scope (a site, an
+    organisation) — else the same 404 as for one that does not exist; what was found goes
+    on `request.state.<state_key>`."""
+
+    state_key = ""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+
+    async def lookup(self, scope: Scope, uid: int) -> object | None:
+        raise NotImplementedError
+
+    def entered(self) -> None:
+        """Called once the request is let in."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,13 +67,24 @@ class SiteMembershipMiddleware:
         if uid is None:
             await signed_out(conn)(scope, receive, send)
             return
-        slug = scope["path_params"].get("site", "")
-        access = await site_access(slug, uid)
+        access = await self.lookup(scope, uid)
         if access is None:
             raise HTTPException(404, "There is no such page.")
-        scope.setdefault("state", {})["site"] = access
-        Activity.start_recording()  # what this request records, it publishes
+        scope.setdefault("state", {})[self.state_key] = access
+        self.entered()
         await self.app(scope, receive, send)
+
+
+class SiteMembershipMiddleware(ScopedAccessMiddleware):
+    """Puts the user's `SiteAccess` on `request.state.site`, or answers 404 / sends to login."""
+
+    state_key = "site"
+
+    async def lookup(self, scope: Scope, uid: int) -> SiteAccess | None:
+        return await site_access(scope["path_params"].get("site", ""), uid)
+
+    def entered(self) -> None:
+        Activity.start_recording()  # what this request records, it publishes
 
 
 def site_of(request: Request) -> SiteAccess:
@@ -79,27 +100,14 @@ def require_manager(request: Request) -> SiteAccess:
     return access
 
 
-class OrgManagerMiddleware:
+class OrgManagerMiddleware(ScopedAccessMiddleware):
     """Puts the manager's `OrgAccess` on `request.state.org`; everyone who does not manage
     the organisation (members of it included) gets the same 404 as an unknown one."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+    state_key = "org"
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        conn = HTTPConnection(scope)
-        uid = user_id(conn)
-        if uid is None:
-            await signed_out(conn)(scope, receive, send)
-            return
-        access = await org_access(scope["path_params"].get("org", ""), uid)
-        if access is None:
-            raise HTTPException(404, "There is no such page.")
-        scope.setdefault("state", {})["org"] = access
-        await self.app(scope, receive, send)
+    async def lookup(self, scope: Scope, uid: int) -> OrgAccess | None:
+        return await org_access(scope["path_params"].get("org", ""), uid)
 
 
 def org_of(request: Request) -> OrgAccess:
