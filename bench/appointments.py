@@ -73,8 +73,11 @@ from common import (
     Stack,
     code_version,
     install_signal_handlers,
+    kib,
     machine_description,
+    ms,
     percentile,
+    server_errors,
     signed_in_client,
 )
 
@@ -495,29 +498,6 @@ async def live_phase(stack: Stack, days: dict, starts: int, check_ins: int) -> d
 # -- reporting ----------------------------------------------------------------------------------
 
 
-def _server_errors(stack: Stack) -> list[str]:
-    """The last line of each traceback in the server's log (a 500 shows up here)."""
-    assert stack.server is not None
-    lines = stack.server.log_tail(2_000_000).splitlines()
-    found = []
-    for i, line in enumerate(lines):
-        if line.startswith("Traceback"):
-            j = i + 1
-            while j < len(lines) and (lines[j].startswith((" ", "Traceback")) or not lines[j]):
-                j += 1
-            if j < len(lines):
-                found.append(lines[j][:200])
-    return found
-
-
-def _ms(value: float) -> str:
-    return "—" if value != value else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-
-
-def _kib(n: float) -> str:
-    return f"{n / 1024:.1f} KiB"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--renders", type=int, default=200, help="GETs of the 60-booking day")
@@ -565,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         live = asyncio.run(live_phase(stack, days, args.starts, args.check_ins))
         report["live"] = live
-        report["server_errors"] = _server_errors(stack)
+        report["server_errors"] = server_errors(stack)
         if report["server_errors"] or live["errors"]:
             stack.keep_log = True
 
@@ -582,8 +562,8 @@ def main(argv: list[str] | None = None) -> int:
         c = "/".join(map(str, sorted(set(r["check_in_queries"]))))
         print(
             f"| {r['bookings']} bookings ({r['bookings_on_page']} on the page) | {q} | "
-            f"{_ms(r['p50_ms'])} | {_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | "
-            f"{_ms(r['inprocess_p50_ms'])} | {_kib(r['page_bytes'])} | {s} / {c} |"
+            f"{ms(r['p50_ms'])} | {ms(r['p99_ms'])} | {ms(r['max_ms'])} | "
+            f"{ms(r['inprocess_p50_ms'])} | {kib(r['page_bytes'])} | {s} / {c} |"
         )
     big = report["days"][BIG_DAY.isoformat()]
     print()
@@ -593,13 +573,13 @@ def main(argv: list[str] | None = None) -> int:
             continue
         label = what or "change on the 6-booking day"
         print(
-            f"{s['changes']} {label}: POST answer p50 {_ms(s['post_p50_ms'])}, p99 "
-            f"{_ms(s['post_p99_ms'])}, max {_ms(s['post_max_ms'])}; at the viewer p50 "
-            f"{_ms(s['event_p50_ms'])}, max {_ms(s['event_max_ms'])}; event "
-            f"{_kib(s['event_bytes_p50'])} (p50; {_kib(s['event_bytes_min'])} to "
-            f"{_kib(s['event_bytes_max'])}; {_kib(s['event_html_bytes_p50'])} of it HTML; "
-            f"page {_kib(big['page_bytes'])}); answer "
-            f"{_kib(s['answer_bytes_p50'])}; {s['delivered']}/{s['changes']} delivered"
+            f"{s['changes']} {label}: POST answer p50 {ms(s['post_p50_ms'])}, p99 "
+            f"{ms(s['post_p99_ms'])}, max {ms(s['post_max_ms'])}; at the viewer p50 "
+            f"{ms(s['event_p50_ms'])}, max {ms(s['event_max_ms'])}; event "
+            f"{kib(s['event_bytes_p50'])} (p50; {kib(s['event_bytes_min'])} to "
+            f"{kib(s['event_bytes_max'])}; {kib(s['event_html_bytes_p50'])} of it HTML; "
+            f"page {kib(big['page_bytes'])}); answer "
+            f"{kib(s['answer_bytes_p50'])}; {s['delivered']}/{s['changes']} delivered"
         )
     print(
         f"  server CPU {live['server_cpu_ms_per_change']:.0f} ms per change; "

@@ -75,8 +75,11 @@ from common import (
     Stack,
     code_version,
     install_signal_handlers,
+    kib,
     machine_description,
+    ms,
     percentile,
+    server_errors,
     signed_in_client,
     stream_path_of,
 )
@@ -539,29 +542,6 @@ def live_phase(stack: Stack, board: dict, args: argparse.Namespace) -> dict:
 # -- reporting ----------------------------------------------------------------------------------
 
 
-def _server_errors(stack: Stack) -> list[str]:
-    """The last line of each traceback in the server's log (a 500 shows up here)."""
-    assert stack.server is not None
-    lines = stack.server.log_tail(2_000_000).splitlines()
-    found = []
-    for i, line in enumerate(lines):
-        if line.startswith("Traceback"):
-            j = i + 1
-            while j < len(lines) and (lines[j].startswith((" ", "Traceback")) or not lines[j]):
-                j += 1
-            if j < len(lines):
-                found.append(lines[j][:200])
-    return found
-
-
-def _ms(value: float) -> str:
-    return "—" if value != value else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
-
-
-def _kib(n: float) -> str:
-    return f"{n / 1024:.1f} KiB"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--cards", type=int, default=200, help="cards on the measured board")
@@ -628,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         live = live_phase(stack, boards[args.cards], args)
         report["live"] = live
-        report["server_errors"] = _server_errors(stack)
+        report["server_errors"] = server_errors(stack)
         assert stack.server is not None
         log = stack.server.log_tail(2_000_000)
         report["render_lock_timeouts"] = log.count("not acquired in time")
@@ -645,32 +625,32 @@ def main(argv: list[str] | None = None) -> int:
     for r in report["boards"].values():
         q = "/".join(map(str, r["queries"]))
         print(
-            f"| {r['cards']} cards, {r['comments']} comments | {q} | {_ms(r['p50_ms'])} | "
-            f"{_ms(r['p99_ms'])} | {_ms(r['max_ms'])} | {_ms(r['inprocess_p50_ms'])} | "
-            f"{_kib(r['page_bytes'])} | {_kib(r['columns_bytes'])} | {r['after_options']:,} "
-            f"({_kib(r['after_options_bytes'])}) |"
+            f"| {r['cards']} cards, {r['comments']} comments | {q} | {ms(r['p50_ms'])} | "
+            f"{ms(r['p99_ms'])} | {ms(r['max_ms'])} | {ms(r['inprocess_p50_ms'])} | "
+            f"{kib(r['page_bytes'])} | {kib(r['columns_bytes'])} | {r['after_options']:,} "
+            f"({kib(r['after_options_bytes'])}) |"
         )
     big = report["boards"][args.cards]
     print()
     print(
         f"moves: {live['connected']}/{args.viewers} viewers, {args.moves} moves at "
         f"{args.rate:g}/s ({live['moves_per_s']:.1f}/s answered): latency to every viewer "
-        f"p50 {_ms(live['p50_ms'])}, p99 {_ms(live['p99_ms'])}, max {_ms(live['max_ms'])}; "
+        f"p50 {ms(live['p50_ms'])}, p99 {ms(live['p99_ms'])}, max {ms(live['max_ms'])}; "
         f"lost {live['lost']} of {live['deliveries'] + live['lost']}; "
         f"{live['applied']} moves applied; POST errors {live['post_errors']} "
         f"{live['post_error_kinds'] or ''}"
     )
     print(
-        f"  POST answer p50 {_ms(live['post_p50_ms'])}, p99 {_ms(live['post_p99_ms'])}; "
+        f"  POST answer p50 {ms(live['post_p50_ms'])}, p99 {ms(live['post_p99_ms'])}; "
         f"server CPU {live['server_cpu_ms_per_move']:.0f} ms per move"
     )
     print(
-        f"  per move, to each viewer: {_kib(live['event_bytes_p50'])} (p50; "
-        f"{_kib(live['event_bytes_min'])} to {_kib(live['event_bytes_max'])}), "
+        f"  per move, to each viewer: {kib(live['event_bytes_p50'])} (p50; "
+        f"{kib(live['event_bytes_min'])} to {kib(live['event_bytes_max'])}), "
         f"{live['event_cards_p50']:.0f} cards of {args.cards}; the whole page is "
-        f"{_kib(big['page_bytes'])} ({live['event_bytes_p50'] / big['page_bytes']:.0%}), "
-        f"its #columns {_kib(big['columns_bytes'])}; the mover's answer "
-        f"{_kib(live['post_answer_bytes_p50'])}"
+        f"{kib(big['page_bytes'])} ({live['event_bytes_p50'] / big['page_bytes']:.0%}), "
+        f"its #columns {kib(big['columns_bytes'])}; the mover's answer "
+        f"{kib(live['post_answer_bytes_p50'])}"
     )
     print(
         f"  messages per viewer: p50 {live['messages_per_viewer_p50']}, min "

@@ -308,3 +308,30 @@ class Stack:
     def connections_by_worker(self) -> dict[int, int]:
         inodes = established_to(self.port)
         return {pid: connections_held(pid, inodes) for pid in self.pids()}
+
+
+# -- reporting ------------------------------------------------------------------------------
+
+
+def server_errors(stack: Stack) -> list[str]:
+    """The last line of each traceback in the server's log (a 500 shows up here)."""
+    assert stack.server is not None
+    lines = stack.server.log_tail(2_000_000).splitlines()
+    found = []
+    for i, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            j = i + 1
+            while j < len(lines) and (lines[j].startswith((" ", "Traceback")) or not lines[j]):
+                j += 1
+            if j < len(lines):
+                found.append(lines[j][:200])
+    return found
+
+
+def ms(value: float) -> str:
+    """A duration in milliseconds as the reports print it ("—" for none)."""
+    return "—" if value != value else f"{value:.1f} ms" if value < 100 else f"{value:.0f} ms"
+
+
+def kib(n: float) -> str:
+    return f"{n / 1024:.1f} KiB"
