@@ -2,14 +2,15 @@
 
 Only the organisation's managers get in (OrgManagerMiddleware on the mount; everyone else
 the same 404 as an unknown organisation). Ordinary pages, not live: every action is a plain
-form with Post/Redirect/Get, refused with 422 and the values kept. The rules and the trail
-live in tables/orgs.py; deactivating someone also frees their soft locks and ends their
+form with Post/Redirect/Get, refused with 422 and the values kept — except adding someone
+and resetting their sign-in, which answer with the new link or temporary password once (it
+must not ride a redirect's cookie). The rules and the trail live in tables/orgs.py;
+deactivating someone or resetting their sign-in also frees their soft locks and ends their
 open streams on every worker, after commit.
 """
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 from zoneinfo import available_timezones
 
@@ -25,6 +26,7 @@ from tables.base import DomainError, InvalidInput, write_tx
 from tables.orgs import (
     NAME_MAX,
     SITE_NAME_MAX,
+    Added,
     NotHere,
     StartWith,
     add_person,
@@ -32,14 +34,14 @@ from tables.orgs import (
     change_site,
     create_site,
     deactivate,
-    hash_password,
     org_sites,
     people_of,
     person_of,
     reactivate,
+    reset_sign_in,
     set_roles,
     site_of_org,
-    temporary_password,
+    starting_password,
     trail,
 )
 from tables.people import Role, SiteKind
@@ -105,10 +107,7 @@ async def person_add(request: Request) -> Response:
     role, start_with = form.raw("role"), form.raw("start_with")
     if form.errors:
         return await people_page(request, form.as_typed(), form.errors, 422)
-    temporary = temporary_password() if start_with == StartWith.password else ""
-    # A new account's password is hashed before the transaction (it is slow): the
-    # temporary one, or a random one nobody is told (they use the link).
-    hashed = await hash_password(temporary or secrets.token_urlsafe(32))
+    temporary, hashed = await starting_password(start_with)  # slow: before the transaction
     try:
         async with write_tx():
             added = await add_person(
@@ -123,11 +122,19 @@ async def person_add(request: Request) -> Response:
             )
     except DomainError as problem:
         return await people_page(request, form.as_typed(), errors_of(problem), 422)
-    # Shown once, on this answer (not after a redirect: it must not sit in a cookie).
+    return way_in(request, added, temporary, status=201)
+
+
+def way_in(
+    request: Request, added: Added, temporary: str, *, status: int, reset: bool = False
+) -> Response:
+    """The new sign-in link or temporary password, shown once, on this answer: not after a
+    redirect (it must not sit in a cookie), and kept out of every cache."""
     link = str(request.url_for("welcome", token=added.secret)) if added.secret else ""
-    context = {**common(request), "added": added, "username": username}
+    context = {**common(request), "added": added, "username": added.username, "reset": reset}
     context.update(password=temporary, link=link)
-    return render(request, "people/added.html", context, status_code=201)
+    headers = {"Cache-Control": "no-store"}
+    return render(request, "people/added.html", context, status_code=status, headers=headers)
 
 
 async def person_page(
@@ -144,6 +151,7 @@ async def person_page(
     if values is None:
         values = {f"role-{site_id}": role for site_id, role in person.roles.items()}
         values["full_name"] = person.name
+        values["start_with"] = StartWith.link.value
     context = {
         **common(request),
         "person": person,
@@ -197,11 +205,37 @@ async def person_deactivate(request: Request) -> Response:
         raise not_here(problem) from None
     except DomainError as problem:
         return await person_page(request, None, errors_of(problem), 422)
-    svc = services(request)
-    await svc.locks.release_holder(person_id)  # their badges clear within a watcher tick
-    await svc.hub.end_user(person_id)  # their pages reconnect, are refused, reload
+    await signed_out(request, person_id)
     back = path_for("org_person", org=org.slug, person=person_id)
     return redirect(request, back, f"Deactivated {person.name}: signed out everywhere.")
+
+
+async def signed_out(request: Request, person_id: int) -> None:
+    """After commit, for someone whose sessions were just deleted: what they were editing is
+    let go, their open pages' streams end (they reconnect, are refused, reload)."""
+    svc = services(request)
+    await svc.locks.release_holder(person_id)  # their badges clear within a watcher tick
+    await svc.hub.end_user(person_id)
+
+
+async def person_reset(request: Request) -> Response:
+    org, form = org_of(request), await read_form(request)
+    person_id = request.path_params["person"]
+    start_with = form.raw("start_with")
+    if start_with not in StartWith.__members__:
+        form.errors.add("start_with", "Choose a sign-in link or a temporary password.")
+    if form.errors:
+        return await person_page(request, None, form.errors, 422)
+    temporary, hashed = await starting_password(start_with)  # slow: before the transaction
+    try:
+        async with write_tx():
+            reset = await reset_sign_in(org, person_id, start_with, hashed)
+    except NotHere as problem:
+        raise not_here(problem) from None
+    except DomainError as problem:
+        return await person_page(request, None, errors_of(problem), 422)
+    await signed_out(request, person_id)
+    return way_in(request, reset, temporary, status=200, reset=True)
 
 
 async def person_reactivate(request: Request) -> Response:
@@ -324,6 +358,12 @@ routes = [
         person_deactivate,
         methods=["POST"],
         name="org_person_deactivate",
+    ),
+    Route(
+        "/people/{person:id}/reset",
+        person_reset,
+        methods=["POST"],
+        name="org_person_reset",
     ),
     Route(
         "/people/{person:id}/reactivate",

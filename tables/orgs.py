@@ -304,6 +304,14 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+async def _set_account(user_id: int, values: dict[Any, Any]) -> None:
+    """Update the user's `Account` row with these column values, making it if need be."""
+    if await Account.exists().where(Account.user == user_id):
+        await Account.update(values).where(Account.user == user_id)
+    else:
+        await Account(user=user_id, **{column._meta.name: v for column, v in values.items()}).save()
+
+
 async def issue_token(user_id: int, ttl: timedelta, *, must_change: bool | None = None) -> str:
     """A fresh one-time set-up token for the user (any earlier one stops working)."""
     token = secrets.token_urlsafe(24)
@@ -313,15 +321,7 @@ async def issue_token(user_id: int, ttl: timedelta, *, must_change: bool | None 
     }
     if must_change is not None:
         values[Account.must_change_password] = must_change
-    if await Account.exists().where(Account.user == user_id):
-        await Account.update(values).where(Account.user == user_id)
-    else:
-        await Account(
-            user=user_id,
-            must_change_password=bool(must_change),
-            token_hash=values[Account.token_hash],
-            token_expires_at=values[Account.token_expires_at],
-        ).save()
+    await _set_account(user_id, values)
     return token
 
 
@@ -386,10 +386,42 @@ async def redeem_token(token: str, password_hash: str) -> SetUp:
 
 @dataclass(frozen=True)
 class Added:
+    """A person's new way in, once added or after a reset of their sign-in."""
+
     user_id: int
+    username: str
     name: str
-    secret: str  # the temporary password, or the sign-in link's token
+    secret: str  # the sign-in link's token ("" with a temporary password)
     start_with: StartWith
+
+
+HOW = {StartWith.link: "a sign-in link", StartWith.password: "a temporary password"}
+
+
+async def starting_password(start_with: str) -> tuple[str, str]:
+    """The password an account starts from, and its hash: with a temporary password, the
+    one to hand out; with a link, "" and the hash of a random one nobody is told (they
+    choose theirs through the link). Made by the caller before its transaction: hashing
+    is slow."""
+    temporary = temporary_password() if start_with == StartWith.password else ""
+    return temporary, await hash_password(temporary or secrets.token_urlsafe(32))
+
+
+async def _start_sign_in(user_id: int, start_with: StartWith) -> str:
+    """Set the account up so its next sign-in is a fresh start: they must choose their own
+    password, and any earlier link stops working. Returns a new link's token, or "" with a
+    temporary password (already set by the caller)."""
+    if start_with == StartWith.link:
+        return await issue_token(user_id, LINK_TTL, must_change=True)
+    await _set_account(
+        user_id,
+        {
+            Account.must_change_password: True,
+            Account.token_hash: None,
+            Account.token_expires_at: None,
+        },
+    )
+    return ""
 
 
 def check_username(username: str) -> str | None:
@@ -458,20 +490,15 @@ async def add_person(
     await user.save()
     await Membership(user=user.id, site=site["id"], role=role).save()
     name = display_name(first, last, username)
-    if start_with == StartWith.link:
-        secret = await issue_token(user.id, LINK_TTL, must_change=True)
-        how = "a sign-in link"
-    else:
-        await Account(user=user.id, must_change_password=True).save()
-        secret = ""
-        how = "a temporary password"
+    how = StartWith(start_with)
+    secret = await _start_sign_in(user.id, how)
     await record(
         org_id,
         actor,
         "person.add",
-        f"added {name} ({username}) as {role} at {site['name']}, with {how}",
+        f"added {name} ({username}) as {role} at {site['name']}, with {HOW[how]}",
     )
-    return Added(user.id, name, secret, StartWith(start_with))
+    return Added(user.id, username, name, secret, how)
 
 
 async def _active_managers(org_id: int) -> set[int]:
@@ -564,9 +591,43 @@ async def deactivate(org: OrgAccess, user_id: int) -> Person:
         raise DomainError(f"{person.name} is already deactivated.")
     await BaseUser.update({BaseUser.active: False}).where(BaseUser.id == user_id)
     await _keep_a_manager(org.organisation_id, org.name, org.actor, person)
-    await SessionsBase.delete().where(SessionsBase.user_id == user_id)
+    await end_sessions(user_id)
     await record(org.organisation_id, org.actor, "person.deactivate", f"deactivated {person.name}")
     return person
+
+
+async def end_sessions(user_id: int) -> None:
+    """Signed out everywhere: every session of theirs is deleted. The caller ends their
+    open streams and frees their locks after commit."""
+    await SessionsBase.delete().where(SessionsBase.user_id == user_id)
+
+
+async def reset_sign_in(org: OrgAccess, user_id: int, start_with: str, password_hash: str) -> Added:
+    """A new start for someone who cannot sign in: a fresh sign-in link or a temporary
+    password (`password_hash`, from `starting_password`), which replaces their password
+    either way; any earlier link stops working and they are signed out everywhere."""
+    person = await person_of(org.organisation_id, user_id)
+    if user_id == org.user_id:
+        raise DomainError("To change your own password, use your account page (Me).")
+    if set(await organisations_of(user_id)) != {org.organisation_id}:
+        raise DomainError(f"{person.name} also works for another organisation.")
+    if not person.active:
+        raise DomainError(f"{person.name} is deactivated. Reactivate them first.")
+    if await BaseUser.exists().where((BaseUser.id == user_id) & (BaseUser.superuser == True)):  # noqa: E712
+        raise DomainError(f"{person.name} is a platform operator; only they can reset it.")
+    if start_with not in StartWith.__members__:
+        raise InvalidInput({"start_with": "Choose a sign-in link or a temporary password."})
+    how = StartWith(start_with)
+    await BaseUser.update({BaseUser.password: password_hash}).where(BaseUser.id == user_id)
+    secret = await _start_sign_in(user_id, how)
+    await end_sessions(user_id)
+    await record(
+        org.organisation_id,
+        org.actor,
+        "person.reset",
+        f"reset the sign-in of {person.name}, with {HOW[how]}",
+    )
+    return Added(user_id, person.username, person.name, secret, how)
 
 
 async def reactivate(org: OrgAccess, user_id: int) -> Person:

@@ -152,6 +152,7 @@ async def org_actions(slug_path: str) -> list[tuple[str, str, dict]]:
         ("POST", f"{slug_path}/people/{alice}", {"full_name": "Hacked", f"role-{nairobi}": ""}),
         ("POST", f"{slug_path}/people/{alice}/deactivate", {}),
         ("POST", f"{slug_path}/people/{alice}/reactivate", {}),
+        ("POST", f"{slug_path}/people/{alice}/reset", {"start_with": "password"}),
         ("GET", f"{slug_path}/sites", {}),
         ("POST", f"{slug_path}/sites", {"slug": unique("s"), "name": "X", "kind": "branch"}),
         ("GET", f"{slug_path}/sites/{nairobi}", {}),
@@ -478,6 +479,155 @@ async def test_deactivation_signs_out_everywhere_frees_locks_ends_streams_keeps_
     assert back.status_code == 303
     again = await client.post("/login", {"username": username, "password": "gina-pass-1"})
     assert again.status_code == 303
+
+
+# -- resetting someone's sign-in ------------------------------------------------------------
+
+
+async def reset(manager, person: int, start: str, org: str = ORG):
+    return await manager.post(f"{org}/people/{person}/reset", {"start_with": start})
+
+
+def link_path(answer) -> str:
+    return texts(answer, ".added__link")[0].split("127.0.0.1", 1)[1]
+
+
+async def test_reset_with_a_temporary_password_signs_out_and_replaces_the_old_one(as_user, client):
+    admin = await as_user("admin")
+    username, temporary = await new_person(admin)
+    assert (await first_sign_in(client, username, temporary)).status_code == 303
+    person = await uid(username)
+    page = await admin.get(f"{ORG}/people/{person}")
+    form = soup(page).select_one("form.person-reset")
+    assert form is not None and form.select_one("input[name=csrftoken]")
+
+    answer = await reset(admin, person, "password")
+    assert answer.status_code == 200
+    assert answer.headers["cache-control"] == "no-store"
+    assert texts(answer, "h1") == [f"Reset the sign-in of Gina {username.title()}"]
+    assert texts(answer, ".added__username") == [username]
+    new = texts(answer, ".added__password")[0]
+    assert len(new) == 12 and new != temporary
+
+    assert not await SessionsBase.exists().where(SessionsBase.user_id == person)
+    gone = await client.get("/s/nakuru/drafts")
+    assert gone.status_code == 303 and gone.headers["location"].startswith("/login")
+    client.http.cookies.clear()
+    old = await client.post("/login", {"username": username, "password": "gina-pass-1"})
+    assert old.status_code == 401
+    chosen = await first_sign_in(client, username, new, "gina-pass-2")
+    assert chosen.status_code == 303
+    assert (await client.get("/s/nakuru/drafts")).status_code == 200
+    assert (
+        f"Ada Manager reset the sign-in of Gina {username.title()}, with a temporary password"
+        in await org_trail()
+    )
+
+
+async def test_reset_with_a_link_kills_the_earlier_link_and_the_new_one_works_once(as_user, client):
+    admin = await as_user("admin")
+    username, temporary = await new_person(admin)
+    assert (await first_sign_in(client, username, temporary)).status_code == 303
+    person = await uid(username)
+
+    first = await reset(admin, person, "link")
+    assert first.status_code == 200 and not texts(first, ".added__password")
+    assert not await SessionsBase.exists().where(SessionsBase.user_id == person)
+    earlier = link_path(first)
+    second = await reset(admin, person, "link")
+    latest = link_path(second)
+    assert latest != earlier
+    assert (await client.get(earlier)).status_code == 404  # replaced
+    client.http.cookies.clear()
+    old = await client.post("/login", {"username": username, "password": "gina-pass-1"})
+    assert old.status_code == 401  # the old password went with the reset
+
+    page = await client.get(latest)
+    assert page.status_code == 200 and f"Welcome, Gina {username.title()}" in page.text
+    done = await client.post(latest, {"password": "gina-pass-3", "repeat": "gina-pass-3"})
+    assert done.status_code == 303
+    assert (await client.get("/s/nakuru/drafts")).status_code == 200
+    assert (await client.get(latest)).status_code == 404  # spent
+    client.http.cookies.clear()
+    again = await client.post("/login", {"username": username, "password": "gina-pass-3"})
+    assert again.status_code == 303 and again.headers["location"] == "/"
+    line = f"Ada Manager reset the sign-in of Gina {username.title()}, with a sign-in link"
+    assert (await org_trail()).count(line) == 2
+
+
+async def test_a_manager_cannot_reset_their_own_sign_in(as_user):
+    admin = await as_user("admin")
+    me = await uid("admin")
+    page = await admin.get(f"{ORG}/people/{me}")
+    assert soup(page).select_one("form.person-reset") is None
+    assert "use your account page" in " ".join(texts(page, "#reset-h ~ p"))
+    trail = await org_trail()
+    answer = await reset(admin, me, "password")
+    assert answer.status_code == 422
+    assert texts(answer, ".alert--bad") == [
+        "To change your own password, use your account page (Me)."
+    ]
+    assert await SessionsBase.exists().where(SessionsBase.user_id == me)
+    assert (await admin.get("/me")).status_code == 200
+    assert not await Account.exists().where(
+        (Account.user == me) & (Account.must_change_password == True)  # noqa: E712
+    )
+    assert await org_trail() == trail
+
+
+async def test_a_deactivated_person_is_reactivated_before_a_reset(as_user):
+    admin = await as_user("admin")
+    username, _ = await new_person(admin)
+    person = await uid(username)
+    assert (await admin.post(f"{ORG}/people/{person}/deactivate")).status_code == 303
+    page = await admin.get(f"{ORG}/people/{person}")
+    assert soup(page).select_one("form.person-reset") is None
+    trail = await org_trail()
+    answer = await reset(admin, person, "link")
+    assert answer.status_code == 422
+    assert texts(answer, ".alert--bad") == [
+        f"Gina {username.title()} is deactivated. Reactivate them first."
+    ]
+    assert not await Account.exists().where(
+        (Account.user == person) & Account.token_hash.is_not_null()
+    )
+    assert await org_trail() == trail
+
+
+async def test_a_reset_needs_a_way_in_and_touches_no_account_shared_or_operators(as_user):
+    admin = await as_user("admin")
+    username, _ = await new_person(admin)
+    person = await uid(username)
+    odd = await reset(admin, person, "carrier-pigeon")
+    assert odd.status_code == 422
+    assert texts(odd, "#f-start_with-error") == ["Choose a sign-in link or a temporary password."]
+    await Membership(user=person, site=await site_id("other"), role="staff").save()
+    shared = await reset(admin, person, "password")  # their account is not this org's alone
+    assert shared.status_code == 422
+    assert texts(shared, ".alert--bad") == [
+        f"Gina {username.title()} also works for another organisation."
+    ]
+    await Membership.delete().where(
+        (Membership.user == person) & (Membership.site == await site_id("other"))
+    )
+    await BaseUser.update({BaseUser.superuser: True}).where(BaseUser.id == person)
+    refused = await reset(admin, person, "password")
+    assert refused.status_code == 422
+    assert "platform operator" in texts(refused, ".alert--bad")[0]
+
+
+async def test_someone_of_another_organisation_cannot_be_reset(as_user):
+    admin = await as_user("admin")
+    oscar = await uid("oscar")
+    trail = await org_trail("other-co")
+    assert (await reset(admin, oscar, "password")).status_code == 404
+    assert (await reset(admin, oscar, "link", org=OTHER)).status_code == 404
+    other_manager = await as_user("oscar")
+    username, _ = await new_person(admin)
+    assert (await reset(other_manager, await uid(username), "link", org=OTHER)).status_code == 404
+    assert (await reset(other_manager, await uid(username), "link")).status_code == 404
+    assert await SessionsBase.exists().where(SessionsBase.user_id == oscar)
+    assert await org_trail("other-co") == trail
 
 
 # -- sites -----------------------------------------------------------------------------------
