@@ -34,6 +34,7 @@ from routes import (
     me,
     people,
     sites,
+    stocktakes,
 )
 from routes.access import OperatorOnlyMiddleware, OrgManagerMiddleware, SiteMembershipMiddleware
 from routes.common import Services, path_builder, templates
@@ -119,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *drafts.routes,
             *boards.routes,
             *appointments.routes,
+            *stocktakes.routes,
             *dispatches.routes,
         ],
         middleware=[Middleware(SiteMembershipMiddleware)],
