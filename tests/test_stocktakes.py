@@ -367,6 +367,42 @@ async def test_a_count_sent_twice_with_one_client_id_is_applied_once(as_user):
     assert "was saved already" in page.text
 
 
+async def test_an_offline_count_sent_again_by_htmx_is_answered_200_with_the_line(as_user):
+    """The offline queue (static/stocktakes.js) sends a count again when its first answer
+    was lost: the repeat is recognised, answered 200 with the line as it is now (its
+    current version) and a "saved already" toast, and nothing is counted or logged twice —
+    even when the line has moved on meanwhile (no 409 for a count that did land)."""
+    place = await bar()
+    erin, admin = await as_user("erin"), await as_user("admin")
+    url = await started(erin, place)
+    lemons = await line_of(place, url, "Lemons")
+    once = await count(erin, url, lemons, "3", client_id="0b6f1c2e-offline-1", headers=htmx(erin))
+    assert once.status_code == 200
+    counted = await line_of(place, url, "Lemons")
+    logged = await Activity.count().where(
+        (Activity.site == place.site.id) & (Activity.verb == "stocktake.count")
+    )
+    again = await count(erin, url, lemons, "3", client_id="0b6f1c2e-offline-1", headers=htmx(erin))
+    assert again.status_code == 200
+    assert partials(again.text)[0] == f"line-{lemons.id}"
+    assert "That count of Lemons was saved already." in texts(again, ".toast")
+    form = soup(again).select_one(f"#line-{lemons.id} form.line__count")
+    assert form.select_one("input[name=version]")["value"] == str(counted.version)
+    # Someone else counts it; the lost answer's repeat still says "saved already", not 409.
+    assert (await count(admin, url, counted, "5")).status_code == 303
+    late = await count(erin, url, lemons, "3", client_id="0b6f1c2e-offline-1", headers=htmx(erin))
+    assert late.status_code == 200
+    now = await line_of(place, url, "Lemons")
+    assert str(now.counted) == "5" and now.version == lemons.version + 2
+    assert (
+        await Activity.count().where(
+            (Activity.site == place.site.id) & (Activity.verb == "stocktake.count")
+        )
+        == logged + 1
+    )
+    assert await AppliedCount.count().where(AppliedCount.line == lemons.id) == 1
+
+
 async def test_movements_move_expected_for_everyone(app, as_user):
     place = await bar()
     erin, admin = await as_user("erin"), await as_user("admin")

@@ -928,3 +928,98 @@ class AppointmentUsers:
                 problems.assert_clean()
             except AssertionError as exc:
                 raise AssertionError(f"{username}'s page: {exc}") from None
+
+
+# --- stocktakes ------------------------------------------------------------------------------
+
+
+class StocktakePage:
+    """/s/{site}/stocktakes/{id}: one stocktake being counted — its head (status word,
+    the approval banner, Approve…), the progress figures, and its lines (`#line-<id>`:
+    Counted, Purchases, Expected, Variance — the last three for those who may see them —,
+    the count form with Save, the pending mark of a count kept offline, the movements
+    drawer). `query` (the page's filters, "?category=Spirits") keeps a 252-line stocktake
+    quick. Toasts (htmx)."""
+
+    PENDING = "Pending — will be sent when the connection is back"
+
+    def __init__(
+        self, page: Page, path: str, query: str = "", problems: PageProblems | None = None
+    ) -> None:
+        self.page = page
+        self.path = path
+        self.query = query
+        self.problems = problems
+        self.status = page.locator("#live-status")
+        self.head = page.locator("#stocktake-head")
+        self.status_word = self.head.locator("h1 .status")
+        self.banner = self.head.locator(".stocktake-head__banner")
+        self.progress = page.locator("#progress")
+        self.lines = page.locator("#lines li.line")
+        self.count_forms = page.locator("#lines form.line__count")
+        self.toasts = page.locator("#toasts")
+
+    def open(self) -> StocktakePage:
+        self.page.goto(self.path + self.query)
+        return self
+
+    def wait_live(self) -> StocktakePage:
+        expect(self.status).to_have_attribute("data-state", "live", timeout=5000)
+        return self
+
+    def line(self, line_id: int) -> Locator:
+        return self.page.locator(f"#line-{line_id}")
+
+    def figure(self, line_id: int, name: str) -> Locator:
+        """One of a line's figures: "counted", "purchases", "waste", "expected", "variance"."""
+        return self.line(line_id).locator(f".line__{name}")
+
+    def version(self, line_id: int) -> int:
+        return int(self.line(line_id).get_attribute("data-version") or "0")
+
+    def pending(self, line_id: int) -> Locator:
+        return self.line(line_id).locator(".line__pending")
+
+    def error(self, line_id: int) -> Locator:
+        return self.line(line_id).locator(".field__error")
+
+    def toast(self, text: str | re.Pattern[str]) -> Locator:
+        return self.toasts.locator(".toast", has_text=text)
+
+    def enter_count(self, line_id: int, full: str, partial: str | None = None) -> None:
+        """Type a count and press Save; returns at once (it may be kept offline)."""
+        line = self.line(line_id)
+        line.locator(f"#full-{line_id}").fill(full)
+        if partial is not None:
+            line.locator(f"#partial-{line_id}").fill(partial)
+        line.locator("form.line__count").get_by_role("button", name=re.compile(r"^Save")).click()
+
+    def count(self, line_id: int, full: str, partial: str | None = None) -> int:
+        """Count a line online; the HTTP status of its POST once answered."""
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith(f"/lines/{line_id}/count")
+        ) as answer:
+            self.enter_count(line_id, full, partial)
+        return answer.value.status
+
+    def add_movement(self, line_id: int, kind: str, quantity: str, reference: str = "") -> int:
+        """Open the line's movements drawer and add a purchase or waste; the POST's status."""
+        drawer = self.line(line_id).locator("details.line__moves")
+        if drawer.get_attribute("open") is None:
+            drawer.locator("summary").click()
+        form = drawer.locator("form.move-form")
+        form.get_by_label("Kind").select_option(kind)
+        form.get_by_label(re.compile(r"^Quantity")).fill(quantity)
+        form.get_by_label("Reference").fill(reference)
+        with self.page.expect_response(
+            lambda r: r.request.method == "POST" and r.url.endswith(f"/lines/{line_id}/movements")
+        ) as answer:
+            form.get_by_role("button", name=re.compile(r"^Add")).click()
+        return answer.value.status
+
+    def queued(self) -> list[dict[str, Any]]:
+        """The counts this tablet keeps for the stocktake (static/stocktakes.js's queue)."""
+        return self.page.evaluate(
+            "(key) => JSON.parse(localStorage.getItem(key) || '[]')",
+            f"floorboard:stocktake-counts:{self.path.split('?')[0].rstrip('/')}",
+        )
