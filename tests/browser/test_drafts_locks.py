@@ -222,6 +222,9 @@ def test_going_to_the_editor_and_back_shows_no_left_or_joined(
 ) -> None:
     town = own_draft(scratch, "Roundtrip")
     alice = users("alice")
+    # Whoever the previous test left on this page is gone (and said so) before bob comes:
+    # only what bob's own round trips cause is counted below.
+    expect(alice.page.locator("#presence .avatar")).to_have_count(1, timeout=20000)
     alice.record_toasts()
     bob = users("bob")
     expect(alice.toast(f"{BOB} joined")).to_have_count(1, timeout=3000)
