@@ -9,6 +9,7 @@ actions and live streams alike.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
@@ -42,7 +43,7 @@ def signed_out(conn: HTTPConnection) -> RedirectResponse:
     raise HTTPException(401, "Your session has ended. Sign in again.")
 
 
-class ScopedAccessMiddleware:
+class ScopedAccessMiddleware(ABC):
     """The shape of every scoped mount: signed in, then allowed in this scope (a site, an
     organisation) — else the same 404 as for one that does not exist; what was found goes
     on `request.state.<state_key>`."""
@@ -52,10 +53,11 @@ class ScopedAccessMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
+    @abstractmethod
     async def lookup(self, scope: Scope, uid: int) -> object | None:
-        raise NotImplementedError
+        """What the user may see of this scope, or None (then 404)."""
 
-    def entered(self) -> None:
+    def entered(self) -> None:  # noqa: B027 - a hook: most scopes need nothing here
         """Called once the request is let in."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

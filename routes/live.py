@@ -305,8 +305,12 @@ class LiveArea:
         """The site and the entity the request is about; 404 when the entity is not the
         site's (membership of the site was checked by the /s/{site} middleware)."""
         site, params = site_of(request).ref, self.params_of(request)
-        if self.exists is not None and not await self.exists(site, params):
-            raise HTTPException(404, "There is no such page.")
+        known = request.scope.setdefault("floorboard.exists", set())  # asked once a request
+        key = (self.name, *params.values())
+        if self.exists is not None and key not in known:
+            if not await self.exists(site, params):
+                raise HTTPException(404, "There is no such page.")
+            known.add(key)
         return site, params
 
     def url(self, site: SiteRef, params: Params) -> str:

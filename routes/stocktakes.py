@@ -45,7 +45,7 @@ from routes.common import (
     templates,
     wants_fragment,
 )
-from routes.forms import FormErrors, read_form, typeable
+from routes.forms import FormErrors, read_form
 from routes.fragments import partial, render_fragment, toast
 from routes.live import (
     CONN_ID,
@@ -430,8 +430,7 @@ async def stocktake_scan(request: Request) -> Response:
         sku = (await read_form(request)).raw("sku")
     else:
         sku = request.query_params.get("sku", "")
-    # line_by_sku passes any text to the database; PostgreSQL refuses a NUL byte (a 500).
-    found = await line_by_sku(site.id, params["stocktake"], sku) if typeable(sku) else None
+    found = await line_by_sku(site.id, params["stocktake"], sku)
     if found is None:
         shown = sku.strip()[:40] if sku.isprintable() else "that"
         message = f"No line for SKU {shown} in this stocktake." if shown else "Scan or type a SKU."

@@ -1109,7 +1109,7 @@ async def lines_by_id(site_id: int, ids: list[int]) -> dict[int, LineView]:
 async def line_by_sku(site_id: int, stocktake_id: int, sku: str) -> LineView | None:
     """The stocktake's line for a SKU as a scanner types it (any case, spaces around),
     or None: 1 query."""
-    code = sku.strip().upper() if isinstance(sku, str) else ""
+    code = sku.strip().upper() if isinstance(sku, str) and typeable(sku) else ""  # a NUL: no
     if not code or len(code) > SKU_MAX or _row_id(stocktake_id) is None:
         return None
     row = await (

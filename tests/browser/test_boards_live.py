@@ -36,7 +36,7 @@ from tests.browser.pages import (
 )
 
 SITE = "nairobi"
-TODO, DOING, REVIEW, DONE = "To do", "In progress", "Review", "Done"
+TO_DO, DOING, REVIEW, DONE = "To do", "In progress", "Review", "Done"
 MOVE_SEEN = 1000  # ms: seed 002, "ticket movements appear within 1 second"
 # A closed window's stream ends at once; presence keeps its user for a 1.5 s grace (a
 # reload is not a leave), then the next sweep reports the leave. SPEC: within 2 s; the
@@ -63,7 +63,7 @@ class ScratchBoard:
 
 
 class Boards:
-    """`board({TODO: ["Gate sensor", …], DOING: […]})` -> a fresh ticket board at Nairobi with
+    """`board({TO_DO: ["Gate sensor", …], DOING: […]})` -> a fresh ticket board at Nairobi with
     those cards (top to bottom), made by alice; `tidy()` archives every board it made."""
 
     def __init__(self, base_url: str) -> None:
@@ -83,7 +83,7 @@ class Boards:
             assert heading is not None
             title = str(heading.contents[0]).strip()
             columns[title] = int(str(section["id"]).removeprefix("column-"))
-        assert set(columns) == {TODO, DOING, REVIEW, DONE}, columns
+        assert set(columns) == {TO_DO, DOING, REVIEW, DONE}, columns
         ids = {}
         for column, titles in cards.items():
             for title in titles:
@@ -129,11 +129,11 @@ def conflict_noise(message: ConsoleMessage) -> bool:
 def test_two_users_see_each_others_moves_presence_and_editing(
     viewers: BoardUsers, board: Boards
 ) -> None:
-    b = board({TODO: ["Gate sensor", "Forklift battery", "Dock light"], DOING: ["Scanner cable"]})
+    b = board({TO_DO: ["Gate sensor", "Forklift battery", "Dock light"], DOING: ["Scanner cable"]})
     gate, battery, dock, scanner = (
         b.cards[t] for t in ("Gate sensor", "Forklift battery", "Dock light", "Scanner cable")
     )
-    todo, doing, done = b.columns[TODO], b.columns[DOING], b.columns[DONE]
+    todo, doing, done = b.columns[TO_DO], b.columns[DOING], b.columns[DONE]
     alice, bob = viewers("alice", b.path), viewers("bob", b.path)
 
     # both are there, and both see it
@@ -210,7 +210,7 @@ def test_two_users_see_each_others_moves_presence_and_editing(
 
 
 def test_an_edited_title_appears_on_the_other_board(viewers: BoardUsers, board: Boards) -> None:
-    b = board({TODO: ["Loading bay door"], REVIEW: ["Label printer"]})
+    b = board({TO_DO: ["Loading bay door"], REVIEW: ["Label printer"]})
     door = b.cards["Loading bay door"]
     alice, bob = viewers("alice", b.path), viewers("bob", b.path)
     bob.mark()
@@ -225,7 +225,7 @@ def test_an_edited_title_appears_on_the_other_board(viewers: BoardUsers, board: 
         f"{b.labels[door]} Loading bay door: new hinge", timeout=LIVE
     )
     expect(bob.editing_badge(door)).to_have_count(0, timeout=LIVE)  # the save let go
-    expect(bob.card_in(b.columns[TODO], door)).to_be_visible()  # edited in place
+    expect(bob.card_in(b.columns[TO_DO], door)).to_be_visible()  # edited in place
     assert bob.still_marked(), "bob's page was reloaded"
     viewers.assert_clean()
 
@@ -264,7 +264,7 @@ def test_a_comment_appears_on_the_others_open_ticket_page(
 def test_moves_edits_adds_and_deletes_without_javascript(
     no_js_page: Page, base_url: str, board: Boards
 ) -> None:
-    b = board({TODO: ["Gate sensor", "Forklift battery"], DOING: ["Scanner cable"]})
+    b = board({TO_DO: ["Gate sensor", "Forklift battery"], DOING: ["Scanner cable"]})
     gate, battery = b.cards["Gate sensor"], b.cards["Forklift battery"]
     scanner = b.cards["Scanner cable"]
     page = no_js_page
@@ -280,7 +280,7 @@ def test_moves_edits_adds_and_deletes_without_javascript(
     expect(alice.messages).to_have_text(f"Moved {b.labels[gate]} to {DOING}.")
     expect(alice.card_in(b.columns[DOING], gate)).to_be_visible()
     assert alice.order_in(b.columns[DOING]) == [gate, scanner]
-    assert alice.order_in(b.columns[TODO]) == [battery]
+    assert alice.order_in(b.columns[TO_DO]) == [battery]
     # and within a column: after a card
     assert alice.move(gate, DOING, f"After {b.labels[scanner]}") == 303
     expect(alice.messages).to_have_text(f"Moved {b.labels[gate]} to {DOING}.")
@@ -324,7 +324,7 @@ def test_moves_edits_adds_and_deletes_without_javascript(
 def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
     viewers: BoardUsers, new_context: Callable[..., Any], base_url: str, board: Boards
 ) -> None:
-    b = board({TODO: ["Gate sensor", "Dock light"]})
+    b = board({TO_DO: ["Gate sensor", "Dock light"]})
     gate, dock = b.cards["Gate sensor"], b.cards["Dock light"]
     alice = viewers("alice", b.path)
     page = new_context(java_script_enabled=False).new_page()
@@ -332,7 +332,7 @@ def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
     sign_in(page, base_url, "bob", next_path=b.path)
     bob = BoardPage(page, b.path, problems)
     bob.expect_here()
-    expect(bob.card_in(b.columns[TODO], gate)).to_be_visible()  # what bob's page shows
+    expect(bob.card_in(b.columns[TO_DO], gate)).to_be_visible()  # what bob's page shows
     bob_heading = bob.page.get_by_role("heading", level=1).inner_text()
 
     # bob opens the card's "Move to…" page and picks Done; meanwhile alice moves it
@@ -351,7 +351,7 @@ def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
     expect(bob.alerts).to_have_text(NOT_MOVED)
     expect(bob.card_in(b.columns[REVIEW], gate)).to_be_visible()
     expect(bob.card_in(b.columns[DONE], gate)).to_have_count(0)
-    expect(bob.card_in(b.columns[TODO], gate)).to_have_count(0)
+    expect(bob.card_in(b.columns[TO_DO], gate)).to_have_count(0)
     expect(bob.card(gate)).to_have_count(1)
     expect(bob.messages.filter(has_text="Moved")).to_have_count(0)
     # nothing happened on alice's screen either
@@ -363,7 +363,7 @@ def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
     assert bob.move(gate, DONE, "Top") == 303
     expect(bob.messages).to_have_text(f"Moved {b.labels[gate]} to {DONE}.")
     expect(alice.card_in(b.columns[DONE], gate)).to_be_visible(timeout=MOVE_SEEN)
-    expect(bob.card_in(b.columns[TODO], dock)).to_be_visible()
+    expect(bob.card_in(b.columns[TO_DO], dock)).to_be_visible()
     viewers.assert_clean()
     problems.assert_clean()
 
@@ -371,9 +371,9 @@ def test_a_stale_move_without_javascript_says_so_and_shows_the_board_as_it_is(
 def test_a_stale_move_from_a_screen_behind_its_stream_is_refused_not_jumped_back(
     viewers: BoardUsers, board: Boards
 ) -> None:
-    b = board({TODO: ["Gate sensor"], REVIEW: ["Dock light"]})
+    b = board({TO_DO: ["Gate sensor"], REVIEW: ["Dock light"]})
     gate = b.cards["Gate sensor"]
-    todo, doing, review, done = (b.columns[c] for c in (TODO, DOING, REVIEW, DONE))
+    todo, doing, review, done = (b.columns[c] for c in (TO_DO, DOING, REVIEW, DONE))
     alice = viewers("alice", b.path)
     bob = viewers("bob", b.path, ignore=conflict_noise)
     bob.mark()
