@@ -74,13 +74,16 @@ class Change:
 
     Region kinds are the area's own words ("draft", "parcel"): `items` changed in place,
     `added` are new (inserted where they belong), `gone` are removed; `whole` names
-    regions redrawn whole (a list whose layout changed).
+    regions redrawn whole (a list whose layout changed). `refetch` names regions too big
+    to broadcast (a stocktake's 1,000 lines): every page is told to fetch them for itself,
+    drawn with its own filters, in a plain request of its own.
     """
 
     items: Mapping[str, Iterable[int]] = field(default_factory=dict)
     added: Mapping[str, Iterable[int]] = field(default_factory=dict)
     gone: Mapping[str, Iterable[int]] = field(default_factory=dict)
     whole: Iterable[str] = ()
+    refetch: Iterable[str] = ()
 
     def ids(self, kind: str) -> list[int]:
         """Ids of `kind` changed in place, not gone, in order."""
@@ -106,11 +109,24 @@ class Change:
             added=union(self.added, other.added),
             gone=union(self.gone, other.gone),
             whole={*self.whole, *other.whole},
+            refetch={*self.refetch, *other.refetch},
         )
 
     def __bool__(self) -> bool:
         rows = (*self.items.values(), *self.added.values(), *self.gone.values())
-        return any(any(ids) for ids in rows) or bool(set(self.whole))
+        return any(any(ids) for ids in rows) or bool(set(self.whole) | set(self.refetch))
+
+
+def refetch_html(regions: Iterable[str]) -> str:
+    """Tells every page to fetch these regions for itself (app.js: from its poll address,
+    with the page's filters, after a short random delay so that the pages do not all ask
+    at once). A fresh nonce: each one is a new element, so each is acted on."""
+    wanted = " ".join(sorted(set(regions)))
+    if not wanted:
+        return ""
+    nonce = secrets.token_hex(4)
+    span = f'<span id="live-refetch" hidden data-regions="{wanted}" data-n="{nonce}"></span>'
+    return partial("live-refetch", span, swap="outerHTML")
 
 
 def deletions(change: Change, kind: str) -> str:
@@ -347,10 +363,16 @@ class LiveArea:
         )
 
     async def fresh(
-        self, svc: Services, site: SiteRef, params: Params, filters: Mapping[str, str]
+        self,
+        svc: Services,
+        site: SiteRef,
+        params: Params,
+        filters: Mapping[str, str],
+        regions: Iterable[str] | None = None,
     ) -> str:
-        """Every live region of the page, fresh (for a resync or a poll)."""
-        change = Change(whole=self.regions)
+        """Every live region of the page (or those of `regions`), fresh: for a resync, a
+        poll or a refetch."""
+        change = Change(whole=self.regions if regions is None else self.regions & set(regions))
         return await self.render(Render(site, params, change, svc.locks, filters))
 
     async def stream(self, request: Request) -> Response:
@@ -379,9 +401,14 @@ class LiveArea:
 
     async def poll(self, request: Request) -> Response:
         """The fallback when the stream cannot be held: 204 if nothing changed since
-        `cursor`, else the live regions fresh plus the new cursor."""
+        `cursor`, else the live regions fresh plus the new cursor. With `regions` (a
+        page told to refetch them): just those, drawn now, the page's cursor left alone."""
         site, params = await self.where(request)
         svc = services(request)
+        if "regions" in request.query_params:
+            wanted = request.query_params["regions"].split()
+            html = await self.fresh(svc, site, params, self.filters_of(request), wanted)
+            return HTMLResponse(html) if html else Response(status_code=204)
         topics = [self.topic(site, params)]
         now = await svc.broker.cursor(topics)
         seen = Cursor.decode(request.query_params.get("cursor"), topics)
@@ -448,6 +475,7 @@ class LiveArea:
 
         async def rendered() -> str:
             html = await self.render(Render(site, params, change, svc.locks))
+            html += refetch_html(change.refetch)
             return html + (await extra() if extra else "")
 
         html = ""
@@ -491,11 +519,13 @@ class LiveArea:
         anchor: str = "",
         back: str = "",
         also: Iterable[tuple[LiveArea, Params, Change]] = (),
+        mine: str = "",
     ) -> Response:
         """Success: publish what changed, then htmx gets the partials (and its notice and
         fresh copies of the `reset` forms), a plain form goes back to the page (PRG) with
         the notice carried along. `also`: what the action changed on other pages (a
-        board renamed: its page and the list of boards), published first."""
+        board renamed: its page and the list of boards), published first. `mine`:
+        partials for the actor's htmx answer only (a drawer only they have open)."""
         site, params = await self.where(request)  # an entity that is not the site's: 404
         svc, actor = services(request), site_of(request).username
         for area, area_params, area_change in also:
@@ -503,7 +533,7 @@ class LiveArea:
         html = await self.publish(svc, site, params, change, kind=kind, actor=actor)
         if wants_fragment(request):  # an in-page htmx post; a boosted form navigates
             html += "".join(self.form_html(request, name, FormState()) for name in reset)
-            return HTMLResponse(html + (toast(notice) if notice else ""))
+            return HTMLResponse(html + mine + (toast(notice) if notice else ""))
         url = back or self.url(site, params) + (f"#{anchor}" if anchor else "")
         text = notice.striptags() if isinstance(notice, Markup) else notice
         return redirect(request, url, message=text)

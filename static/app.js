@@ -100,6 +100,31 @@ document.documentElement.classList.add("js");
       // htmx applies the <hx-partial>s of the answer; 204 (nothing new) swaps nothing.
       htmx.ajax("GET", url.pathname + url.search, { source: live, target: live, swap: "none" }).catch(() => {});
     };
+    // A change too big to broadcast (a stocktake populated): each page fetches those
+    // regions for itself, drawn with its own filters, a moment apart from the others.
+    const REFETCH_SPREAD = 400; // ms
+    const refetch = (regions) => {
+      const url = new URL(live.dataset.pollUrl, location.href);
+      url.searchParams.set("regions", regions);
+      setTimeout(() => {
+        if (!live.isConnected) return;
+        htmx.ajax("GET", url.pathname + url.search, { source: live, target: live, swap: "none" }).catch(() => {});
+      }, Math.random() * REFETCH_SPREAD);
+    };
+    let lastRefetch = ""; // the actor's page gets the same word in its answer and its stream
+    const refetches = new MutationObserver((changes) => {
+      for (const change of changes) {
+        for (const node of change.addedNodes) {
+          if (node instanceof HTMLElement && node.id === "live-refetch" && node.dataset.regions
+              && node.dataset.n !== lastRefetch) {
+            lastRefetch = node.dataset.n;
+            refetch(node.dataset.regions);
+          }
+        }
+      }
+    });
+    refetches.observe(document.body, { childList: true });
+
     const startPolling = () => {
       if (pollTimer) return;
       show("reconnecting"); // "Polling" once a poll gets through (see below)
@@ -169,6 +194,7 @@ document.documentElement.classList.add("js");
     const beatTimer = setInterval(beat, BEAT_EVERY);
 
     const stop = () => {
+      refetches.disconnect();
       clearInterval(beatTimer);
       clearTimeout(retryTimer);
       stopPolling();
