@@ -4,10 +4,13 @@ Two live pages on the kit: `STOCKTAKES`, the site's list (created, deleted, appr
 populated: redrawn whole, it is a handful of rows), and `STOCKTAKE`, one stocktake being
 counted by several people at once (its own topic and presence list). A count, a movement
 or a deleted movement redraws only that line and the progress figures (its category's,
-the overall one and the variance total), as outerMorph partials: a counter typing in
-another line keeps what they typed (static/stocktakes.js also keeps a line's count form
-out of a morph once its user has typed in it). Populating and approving redraw the page's
-regions, so inputs and forms disappear at once when a stocktake is approved.
+the overall one and the variance total, summed without reading the lines as views), as
+outerMorph partials: a counter typing in another line keeps what they typed
+(static/stocktakes.js also keeps a line's count form out of a morph once its user has
+typed in it). A line carries its count form and a link to its movements: the drawer (list,
+add, delete) is loaded when opened, one per page, a page of its own without JavaScript.
+Populating and approving change every line: the head is broadcast and every page is told
+to refetch its lines (`Change.refetch`), drawn with its own filters.
 
 Blind counting: counters (not managers) never get expected quantities or variances — not
 on their pages, not in their stream. Broadcast fragments are the same for every viewer of
@@ -68,6 +71,7 @@ from tables.stocktakes import (
     EXPORT_COLUMNS,
     LineView,
     Movement,
+    Stamps,
     Stocktake,
     StocktakeView,
     add_movement,
@@ -80,8 +84,10 @@ from tables.stocktakes import (
     export_rows,
     line_by_sku,
     lines_by_id,
+    movement_stamps,
+    movements_of,
     populate,
-    qty,
+    stocktake_figures,
     stocktake_view,
     stocktakes_of,
     variance_by_category,
@@ -174,45 +180,21 @@ async def stocktake_is_the_sites(site: SiteRef, params: Params) -> bool:
     )
 
 
-async def movements_by_line(stocktake_id: int, line_ids: Iterable[int]) -> dict[int, list[dict]]:
-    """The movements of some lines of one stocktake, oldest first: 1 query for any number
-    (a read for the drawers; `movements_of` is one line's)."""
-    wanted = sorted(set(line_ids)) or [-1]
-    rows = await (
-        Movement.select(
-            Movement.id,
-            Movement.line,
-            Movement.kind,
-            Movement.quantity,
-            Movement.reference,
-            Movement.created_by_name,
-            Movement.created_at,
-        )
-        .where(Movement.line.is_in(wanted) & (Movement.line._.stocktake == stocktake_id))
-        .order_by(Movement.id)
-    )
-    found: dict[int, list[dict]] = {}
-    for row in rows:
-        row["quantity"] = qty(row["quantity"])
-        found.setdefault(row["line"], []).append(row)
-    return found
-
-
 def page_context(
-    site: SiteRef,
-    st: StocktakeView,
-    movements: Mapping[int, list[dict]],
-    *,
-    reveal: bool,
+    site: SiteRef, st: StocktakeView, stamps: Stamps | None = None, *, reveal: bool
 ) -> dict[str, Any]:
     """What the stocktake's fragments need. `reveal`: expected and variance are drawn
-    (never in a blind stocktake's broadcasts)."""
+    (never in a blind stocktake's broadcasts). `lines_url`: a line's address is this and
+    its id (built once, not 5 route lookups per line of 1,000)."""
+    url = path_for("stocktake", site=site.slug, stocktake=st.id)
     return {
         "site": site,
         "st": st,
-        "movements": movements,
+        "stamps": stamps or {},
         "reveal": reveal or not st.blind,
         "problems": {},
+        "stocktake_url": url,
+        "lines_url": f"{url}/lines/",
     }
 
 
@@ -234,37 +216,47 @@ def progress_html(context: Mapping[str, Any], categories: Iterable[str]) -> str:
 
 
 async def draw(view: Render, *, reveal: bool = False) -> str:
-    """What changed on a stocktake page: its head (status, banner, actions, scan box),
-    all its lines (populated; a resync draws the page's filter), every line in place
-    (approved: read-only at once, also where a filter shows only some), or some lines
-    with the progress figures (their categories', the overall one)."""
+    """What changed on a stocktake page: its head (status, banner, actions, scan box), all
+    its lines (a resync, a poll, a refetch: drawn with the page's filters), or some lines
+    with the progress figures (their categories', the overall one). Populating and
+    approving change every line: pages are told to refetch them (`Change.refetch`), never
+    sent a 1,000-line region through the stream."""
     site, change = view.site, view.change
-    whole = change.redraws("lines")
+    if change.redraws("lines"):
+        return await draw_whole(view, reveal=reveal)
     try:
-        st = await stocktake_view(
-            site.id, view.params["stocktake"], view.filters if whole else None
-        )
+        st = await stocktake_figures(site.id, view.params["stocktake"])
     except DomainError:  # deleted a moment ago: say so where it was
-        gone = render_fragment("stocktakes/_gone.html", site=site)
-        return partial("stocktake-head", gone) + partial("lines", '<div id="lines"></div>')
-    if st.filters.over and st.blind and not reveal:  # which lines are over tells a variance
-        st = await stocktake_view(site.id, st.id, {**view.filters, "over": ""})
-    everything = whole or change.redraws("every-line")
-    ids = [line.id for line in st.lines] if everything else change.ids("line")
-    context = page_context(site, st, await movements_by_line(st.id, ids), reveal=reveal)
+        return gone_html(site)
+    lines = await lines_by_id(site.id, change.ids("line"))
+    mine = [line for line in lines.values() if line.stocktake_id == st.id]
+    stamps = await movement_stamps(st.id, [line.id for line in mine]) if mine else {}
+    context = page_context(site, st, stamps, reveal=reveal)
     html = ""
     if change.redraws("head"):
         html += partial("stocktake-head", render_fragment("stocktakes/_head.html", **context))
-    if whole:
-        html += indicator("populating", "", by="", ttl=INDICATOR_TTL)
-        return html + partial("lines", render_fragment("stocktakes/_lines.html", **context))
-    by_id = {line.id: line for line in st.lines}
-    touched = set()
-    for line_id in ids:
-        if line_id in by_id:
-            html += line_html(context, by_id[line_id])
-            touched.add(by_id[line_id].category)
-    return html + progress_html(context, touched) if ids else html
+    html += "".join(line_html(context, line) for line in mine)
+    return html + progress_html(context, {line.category for line in mine}) if mine else html
+
+
+async def draw_whole(view: Render, *, reveal: bool) -> str:
+    site = view.site
+    try:
+        st = await stocktake_view(site.id, view.params["stocktake"], view.filters)
+    except DomainError:
+        return gone_html(site)
+    if st.filters.over and st.blind and not reveal:  # which lines are over tells a variance
+        st = await stocktake_view(site.id, st.id, {**view.filters, "over": ""})
+    context = page_context(site, st, await movement_stamps(st.id), reveal=reveal)
+    html = ""
+    if view.change.redraws("head"):
+        html += partial("stocktake-head", render_fragment("stocktakes/_head.html", **context))
+    return html + partial("lines", render_fragment("stocktakes/_lines.html", **context))
+
+
+def gone_html(site: SiteRef) -> str:
+    gone = render_fragment("stocktakes/_gone.html", site=site)
+    return partial("stocktake-head", gone) + partial("lines", '<div id="lines"></div>')
 
 
 async def render_stocktake(view: Render) -> str:
@@ -281,7 +273,6 @@ STOCKTAKE = LiveArea(
     forms={
         "scan": FormSpec(None, "scan-form", "sku"),
         "count": FormSpec(None, "toasts", "full"),
-        "movement": FormSpec(None, "toasts", "quantity"),
         "action": FormSpec(None, "toasts", "status"),
     },
 )
@@ -405,13 +396,11 @@ async def stocktake_page(request: Request, forms: Forms | None = None) -> Respon
     site, _, st = await the_stocktake(request, filters)
     if st.filters.over and not reveals(request, st):  # which lines are over tells a variance
         site, _, st = await the_stocktake(request, {**filters, "over": ""})
-    movements = await movements_by_line(st.id, [line.id for line in st.lines])
-    context = page_context(site, st, movements, reveal=reveals(request, st))
+    context = page_context(site, st, await movement_stamps(st.id), reveal=reveals(request, st))
     problems: dict[int, FormState] = {}
-    for name in ("count", "movement"):
-        state = forms[name]
-        if state.errors and state.value("line").isdigit():
-            problems[int(state.value("line"))] = state
+    state = forms["count"]
+    if state.errors and state.value("line").isdigit():
+        problems[int(state.value("line"))] = state
     focus = request.query_params.get("line", "")
     context.update(
         problems=problems,
@@ -452,22 +441,80 @@ async def the_line(request: Request) -> tuple[SiteRef, Params, LineView]:
 
 
 async def line_answer(
-    request: Request, line_id: int, message: str, state: FormState, status: int
+    request: Request, line: LineView, message: str, state: FormState, status: int
 ) -> Response:
-    """A refused count or movement: htmx gets the line as it is now with the messages at
-    its fields (and a toast); a plain form the page with them."""
+    """A refused count: htmx gets the line as it is now with the messages at its fields
+    (and a toast); a plain form the page with them."""
     if not wants_fragment(request):
-        name = "count" if "full" in state.values else "movement"
-        state.values["line"] = str(line_id)
-        return await STOCKTAKE.refuse(request, name, state.errors, state.values, status=status)
+        state.values["line"] = str(line.id)
+        return await STOCKTAKE.refuse(request, "count", state.errors, state.values, status=status)
     site, params = await STOCKTAKE.where(request)
-    st = await stocktake_view(site.id, params["stocktake"])
-    line = next(line for line in st.lines if line.id == line_id)
-    movements = await movements_by_line(st.id, [line_id])
-    context = page_context(site, st, movements, reveal=reveals(request, st))
-    context["problems"] = {line_id: state}
-    html = line_html(context, line, "outerHTML") + toast(message, "error")
+    now = (await lines_by_id(site.id, [line.id])).get(line.id, line)
+    st = await stocktake_figures(site.id, params["stocktake"])
+    context = page_context(
+        site, st, await movement_stamps(st.id, [line.id]), reveal=reveals(request, st)
+    )
+    context["problems"] = {line.id: state}
+    html = line_html(context, now, "outerHTML") + toast(message, "error")
     return HTMLResponse(html, status_code=status)
+
+
+# -- a line's movements: a drawer loaded when opened (a page of its own without JavaScript) --
+
+
+def drawer_url(request: Request, line: LineView) -> str:
+    return path_for(
+        "line_movements", site=site_of(request).slug, stocktake=line.stocktake_id, line=line.id
+    )
+
+
+async def drawer_context(request: Request, line: LineView, state: FormState) -> dict[str, Any]:
+    site = site_of(request).ref
+    stocktake_url = path_for("stocktake", site=site.slug, stocktake=line.stocktake_id)
+    return {
+        "site": site,
+        "line": line,
+        "moves": await movements_of(site.id, line.id),
+        "form": state,
+        "open": not line.approved,
+        "stocktake_url": stocktake_url,
+        "line_url": f"{stocktake_url}/lines/{line.id}",
+        "csrftoken": request.scope.get("csrftoken", ""),
+    }
+
+
+async def drawer_answer(
+    request: Request, line: LineView, state: FormState | None = None, status: int = 200
+) -> Response:
+    """The drawer: htmx gets it to put in the page's drawer, a plain request the page."""
+    context = await drawer_context(request, line, state or FormState())
+    if wants_fragment(request):
+        html = render_fragment("stocktakes/_drawer.html", **context)
+        if status >= 400:  # a refused add or delete (the form's hx-target is the toasts)
+            message = "; ".join((state or FormState()).errors.values())
+            html = partial("drawer", html, "innerHTML") + toast(message, "error")
+        return HTMLResponse(html, status_code=status)
+    response = render(request, "stocktakes/movements.html", context)
+    response.status_code = status
+    return response
+
+
+async def line_movements(request: Request) -> Response:
+    _site, _params, line = await the_line(request)
+    return await drawer_answer(request, line)
+
+
+async def moved(request: Request, line: LineView, kind: str, notice: str) -> Response:
+    """A movement added or deleted: the line and the figures for everyone, the drawer
+    for its user (a plain form goes back to the line's movements page)."""
+    fresh = (await lines_by_id(site_of(request).site_id, [line.id])).get(line.id, line)
+    drawer = render_fragment(
+        "stocktakes/_drawer.html", **await drawer_context(request, fresh, FormState())
+    )
+    return await finished(
+        request, line.blind, the_change(line.id), kind=kind, notice=notice,
+        back=drawer_url(request, line), mine=partial("drawer", drawer, "innerHTML"),
+    )  # fmt: skip
 
 
 def the_change(line_id: int) -> Change:
@@ -493,12 +540,12 @@ async def line_count(request: Request) -> Response:
         who = stale.current.get("counted_by_name") or "Someone"
         message = f"Not saved: {who} counted {line.name} meanwhile — now {theirs}, yours {yours}."
         state = FormState(FormErrors({"full": message}), values)
-        return await line_answer(request, line.id, message, state, 409)
+        return await line_answer(request, line, message, state, 409)
     except DomainError as problem:
         errors = FormErrors(problem.errors) if isinstance(problem, InvalidInput) else None
         state = FormState(errors or FormErrors({"full": str(problem)}), values)
         message = "Not saved: " + "; ".join(state.errors.values())
-        return await line_answer(request, line.id, message, state, 422)
+        return await line_answer(request, line, message, state, 422)
     fresh = (await lines_by_id(site.id, [line.id]))[line.id]
     notice = f"Counted {line.name}: {fresh.count_label}."
     if not result.applied:
@@ -526,14 +573,10 @@ async def movement_add(request: Request) -> Response:
     except DomainError as problem:
         errors = FormErrors(problem.errors) if isinstance(problem, InvalidInput) else None
         state = FormState(errors or FormErrors({"quantity": str(problem)}), values)
-        message = "Not added: " + "; ".join(state.errors.values())
-        return await line_answer(request, line.id, message, state, 422)
+        return await drawer_answer(request, line, state, 422)
     word = "a purchase" if values["kind"].strip().lower() == "purchase" else "waste"
     notice = f"Added {word} of {values['quantity'].strip()} {line.unit} to {line.name}."
-    return await finished(
-        request, line.blind, the_change(line.id), kind="stocktake.movement", notice=notice,
-        anchor=f"line-{line.id}",
-    )  # fmt: skip
+    return await moved(request, line, "stocktake.movement", notice)
 
 
 async def movement_delete(request: Request) -> Response:
@@ -547,12 +590,10 @@ async def movement_delete(request: Request) -> Response:
         async with write_tx():
             await delete_movement(site.id, movement_id, access.actor)
     except DomainError as problem:
-        state = FormState(FormErrors({"quantity": str(problem)}), {"quantity": ""})
-        return await line_answer(request, line.id, str(problem), state, 422)
-    return await finished(
-        request, line.blind, the_change(line.id), kind="stocktake.movement_delete",
-        notice=f"Deleted a movement of {line.name}.", anchor=f"line-{line.id}",
-    )  # fmt: skip
+        state = FormState(FormErrors({"movement": str(problem)}), {})
+        return await drawer_answer(request, line, state, 422)
+    notice = f"Deleted a movement of {line.name}."
+    return await moved(request, line, "stocktake.movement_delete", notice)
 
 
 async def line_editing(request: Request) -> Response:
@@ -589,13 +630,17 @@ async def stocktake_populate(request: Request) -> Response:
             added = await populate(site.id, st.id, access.actor, progress)
     except DomainError as problem:
         return await STOCKTAKE.refuse(request, "action", problem)
+    finally:
+        await announce(
+            request, site, params, st.blind, indicator("populating", "", by="", ttl=INDICATOR_TTL)
+        )
     if not added:
         notice = f"Already populated: {st.total:,} lines."
         return await finished(request, st.blind, Change(), kind="stocktake.populate", notice=notice)
     return await finished(
         request,
         st.blind,
-        Change(whole={"head", "lines"}),
+        Change(whole={"head"}, refetch={"lines"}),
         kind="stocktake.populate",
         notice=f"Added {added:,} lines.",
         also=[(STOCKTAKES, {}, LIST_CHANGED)],
@@ -644,7 +689,7 @@ async def stocktake_approve(request: Request) -> Response:
     return await finished(
         request,
         st.blind,
-        Change(whole={"head", "every-line"}),
+        Change(whole={"head"}, refetch={"lines"}),
         kind="stocktake.approve",
         notice=f"{n:,} adjustment{'s' if n != 1 else ''} created.",
         also=[(STOCKTAKES, {}, LIST_CHANGED)],
@@ -745,6 +790,7 @@ routes = [
     Route(f"{ONE}/chart", stocktake_chart, name="stocktake_chart"),
     Route(f"{LINE}/count", line_count, methods=["POST"], name="line_count"),
     Route(f"{LINE}/editing", line_editing, methods=["POST"], name="line_editing"),
+    Route(f"{LINE}/movements", line_movements, name="line_movements"),
     Route(f"{LINE}/movements", movement_add, methods=["POST"], name="movement_add"),
     Route(
         LINE + "/movements/{movement:id}/delete",

@@ -33,7 +33,7 @@
     clearInterval(renewal);
     renewal = null;
   };
-  const openDrawer = () => document.querySelector("details.line__moves[open]");
+  const panel = () => document.querySelector("#drawer .drawer__panel");
 
   document.addEventListener("focusin", (e) => {
     const form = e.target instanceof Element && e.target.closest("form.line__count[data-editing-url]");
@@ -45,16 +45,78 @@
     // Moving between the line's own fields is still editing it.
     setTimeout(() => {
       if (form.contains(document.activeElement)) return;
-      const drawer = openDrawer();
-      if (drawer) start(drawer.dataset.editingUrl); else stop(form.dataset.editingUrl);
+      const open = panel();
+      if (open) start(open.dataset.editingUrl); else stop(form.dataset.editingUrl);
     }, 0);
   });
-  document.addEventListener("toggle", (e) => {
-    const drawer = e.target instanceof HTMLDetailsElement && e.target.matches(".line__moves") ? e.target : null;
-    if (!drawer) return;
-    if (drawer.open) start(drawer.dataset.editingUrl);
-    else stop(drawer.dataset.editingUrl);
+
+  // The movements drawer: opened by a line's "Movements" (htmx puts it in #drawer), closed
+  // by its Close button or Escape (focus back on the line's link), announced while open.
+  const drawer = () => document.getElementById("drawer");
+  let shown = null; // the line whose drawer is open, and what it announces
+  const drawerOpened = () => {
+    const open = panel();
+    const line = open?.dataset.line || null;
+    if (line === shown?.line) return;
+    if (shown) stop(shown.url);
+    shown = open ? { line, url: open.dataset.editingUrl } : null;
+    if (!open) return;
+    start(shown.url);
+    const title = open.querySelector("h2");
+    title?.setAttribute("tabindex", "-1");
+    if (!open.contains(document.activeElement)) title?.focus();
+  };
+  const closeDrawer = () => {
+    const open = panel();
+    if (!open) return;
+    const line = open.dataset.line;
+    drawer().replaceChildren();
+    drawerOpened();
+    document.querySelector(`#line-${line} .line__moves`)?.focus();
+  };
+  document.addEventListener("click", (e) => {
+    const close = e.target instanceof Element && e.target.closest("#drawer [data-close-drawer]");
+    if (!close) return;
+    e.preventDefault();
+    e.stopPropagation();
+    closeDrawer();
   }, true);
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && panel()) closeDrawer(); });
+
+  // Someone else added or deleted a movement of the line whose drawer is open: its line
+  // arrives with a new stamp, and the drawer is fetched again — its list only while its
+  // user is typing in the add form (what they typed stays).
+  let refreshing = false;
+  const refreshDrawer = async () => {
+    const open = panel();
+    if (!open || refreshing) return;
+    const line = document.getElementById(`line-${open.dataset.line}`);
+    if (!line || line.dataset.moves === open.dataset.moves) return;
+    refreshing = true;
+    try {
+      const url = `${open.dataset.editingUrl.replace(/\/editing$/, "")}/movements`;
+      const answer = await fetch(url, { headers: { "HX-Request": "true", "HX-Request-Type": "partial" } });
+      if (!answer.ok || panel() !== open) return;
+      const fresh = document.createElement("template");
+      fresh.innerHTML = await answer.text();
+      const next = fresh.content.querySelector(".drawer__panel");
+      if (!next) return;
+      const form = open.querySelector("form.move-form");
+      const typing = form && ([...form.elements].some((el) => "defaultValue" in el && el.value !== el.defaultValue)
+        || form.contains(document.activeElement));
+      if (typing && next.querySelector("form.move-form")) {
+        next.querySelector("form.move-form").replaceWith(form); // the typed form moves across
+      }
+      open.replaceWith(next);
+      htmx.process(next);
+    } catch { /* offline: the next change tries again */ } finally {
+      refreshing = false;
+    }
+  };
+  document.addEventListener("htmx:after:swap", () => { drawerOpened(); refreshDrawer(); });
+  document.addEventListener("htmx:after:settle", () => refreshDrawer());
+  new MutationObserver(() => refreshDrawer())
+    .observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["data-moves"] });
   window.addEventListener("pagehide", () => stop());
 
   // Typed in: this form is the counter's until they save it.

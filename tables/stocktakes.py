@@ -66,7 +66,7 @@ counter sees.
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
@@ -86,7 +86,7 @@ from piccolo.columns import (
 )
 from piccolo.columns.base import OnDelete
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
-from piccolo.query.functions.aggregate import Count, Sum
+from piccolo.query.functions.aggregate import Count, Max, Sum
 from piccolo.table import Table
 
 from tables.activity import Activity
@@ -1072,6 +1072,54 @@ async def stocktake_view(
             category.variance_value += line.variance_value
         if chosen.keeps(line):
             category.lines.append(line)
+    recount = [line for line in lines if line.needs_recount]
+    return _view(row, list(categories.values()), recount, chosen)
+
+
+async def stocktake_figures(site_id: int, stocktake_id: int) -> StocktakeView:
+    """A stocktake's progress and variance figures, overall and per category, without
+    its lines (the categories' `lines` are empty): what a saved count redraws besides
+    its line. 2 queries, the second over a few narrow columns, summed in integers (a
+    1,000-line stocktake's figures without building 1,000 line views); 3 while lines
+    wait for a recount."""
+    row = await _stocktake(site_id, stocktake_id)
+    rows = await StocktakeLine.select(
+        StocktakeLine.id,
+        StocktakeLine.opening,
+        StocktakeLine.purchases,
+        StocktakeLine.waste,
+        StocktakeLine.counted,
+        StocktakeLine.unit_cost,
+        StocktakeLine.needs_recount,
+        StocktakeLine.item.category.as_alias("category"),
+    ).where(StocktakeLine.stocktake == row["id"])
+    totals: dict[str, list[int]] = {}  # category: [lines, counted, variance value e7]
+    for line in rows:
+        figures = totals.setdefault(line["category"], [0, 0, 0])
+        figures[0] += 1
+        variance_e7 = _variance_e7(line)
+        if variance_e7 is not None:
+            figures[1] += 1
+            figures[2] += variance_e7
+    order = sorted(totals, key=str.casefold)
+    categories = [
+        CategoryView(name, total=n, counted=counted, variance_value=value(e7))
+        for name in order
+        for n, counted, e7 in [totals[name]]
+    ]
+    waiting = [line["id"] for line in rows if line["needs_recount"]]
+    recount = list((await lines_by_id(site_id, waiting)).values()) if waiting else []
+    return _view(
+        row, categories, sorted(recount, key=lambda v: _order(vars(v))), StocktakeFilters()
+    )
+
+
+def _view(
+    row: Mapping[str, Any],
+    categories: list[CategoryView],
+    recount: list[LineView],
+    chosen: StocktakeFilters,
+) -> StocktakeView:
     threshold = row["variance_threshold"]
     return StocktakeView(
         id=row["id"],
@@ -1087,11 +1135,11 @@ async def stocktake_view(
         created_at=row["created_at"],
         approved_by_name=row["approved_by_name"],
         approved_at=row["approved_at"],
-        categories=list(categories.values()),
-        total=len(lines),
-        counted=sum(c.counted for c in categories.values()),
-        variance_value=sum((c.variance_value for c in categories.values()), Decimal(0)),
-        recount=[line for line in lines if line.needs_recount],
+        categories=categories,
+        total=sum(c.total for c in categories),
+        counted=sum(c.counted for c in categories),
+        variance_value=sum((c.variance_value for c in categories), Decimal(0)),
+        recount=recount,
         filters=chosen,
     )
 
@@ -1144,6 +1192,24 @@ async def movements_of(site_id: int, line_id: int) -> list[dict[str, Any]]:
     for row in rows:
         row["quantity"] = qty(row["quantity"])
     return rows
+
+
+Stamps = Mapping[int, tuple[int, str]]  # line id: (movements, stamp)
+
+
+async def movement_stamps(stocktake_id: int, line_ids: Iterable[int] | None = None) -> Stamps:
+    """How many movements each line has, and a stamp that changes with any of them (their
+    count and newest id): 1 query for the whole stocktake or some of its lines. A line
+    shows the count; an open drawer refetches itself when its line's stamp moves."""
+    where: Any = Movement.line._.stocktake == stocktake_id
+    if line_ids is not None:
+        where &= Movement.line.is_in(sorted(set(line_ids)) or [-1])
+    rows = await (
+        Movement.select(Movement.line, Count(), Max(Movement.id, alias="newest"))
+        .where(where)
+        .group_by(Movement.line)
+    )
+    return {row["line"]: (row["count"], f"{row['count']}.{row['newest']}") for row in rows}
 
 
 @dataclass

@@ -414,12 +414,18 @@ async def test_movements_move_expected_for_everyone(app, as_user):
     async def add():
         made = await erin.post(moves, {"kind": "purchase", "quantity": "2", "reference": "DEL-7"})
         assert made.status_code == 303
+        assert made.headers["location"] == moves  # back to the line's movements
 
     (event,) = await events_of(app, topic, add)
-    assert "DEL-7" in event.html
+    # Everyone gets the line (its figures, how many movements), not the drawer.
     assert soup_of(event.html).select_one(".line__expected").get_text() == "2"
+    assert soup_of(event.html).select_one(".line__moves").get_text().startswith("Movements (1)")
+    assert "DEL-7" not in event.html
     page = await admin.get(url)
     assert texts(page, f"#line-{keg.id} .line__purchases") == ["2"]
+    drawer = await admin.get(moves)  # without JavaScript: a page of its own
+    assert texts(drawer, ".move__reference") == ["DEL-7"]
+    assert texts(drawer, ".move__kind") == ["Purchase"]
     movement = await Movement.select().where(Movement.line == keg.id).first()
 
     async def remove():
@@ -429,6 +435,38 @@ async def test_movements_move_expected_for_everyone(app, as_user):
     (event,) = await events_of(app, topic, remove)
     assert soup_of(event.html).select_one(".line__expected").get_text() == "0"
     assert not await Movement.exists().where(Movement.line == keg.id)
+
+
+async def test_the_movements_drawer_opens_in_the_page_and_keeps_a_bad_entry(as_user):
+    """htmx gets the drawer alone (the page's #drawer is filled with it); a refused
+    movement comes back with its message at the field and what was typed, 422."""
+    place = await bar()
+    admin = await as_user("admin")
+    url = await started(admin, place)
+    keg = await line_of(place, url, "Guinness Keg 50L")
+    moves = f"{url}/lines/{keg.id}/movements"
+    htmx = {"HX-Request": "true", "HX-Request-Type": "partial"}
+    opened = await admin.get(moves, headers=htmx)
+    assert opened.status_code == 200 and "<html" not in opened.text
+    assert (
+        soup(opened)
+        .select_one(".drawer__panel h2")
+        .get_text(" ", strip=True)
+        .startswith("Movements of Guinness Keg 50L")
+    )
+    assert soup(opened).select_one("form.move-form input[name=csrftoken]")["value"]
+    bad = {"kind": "waste", "quantity": "5", "reference": "<b>spilt</b>"}
+    refused = await admin.post(moves, bad)  # waste of more than is expected
+    assert refused.status_code == 422
+    assert texts(refused, "#move-quantity-error") == ["Only 0 keg expected: waste cannot be more."]
+    assert soup(refused).select_one("#move-reference")["value"] == "<b>spilt</b>"
+    refused = await admin.post(moves, bad, headers=htmx)
+    assert refused.status_code == 422
+    assert '<hx-partial hx-target="#drawer" hx-swap="innerHTML">' in refused.text
+    assert not await Movement.exists().where(Movement.line == keg.id)
+    page = await admin.get(url)
+    assert len(page.text) < 2500 * len(soup(page).select(".line")) + 20_000  # lines stay light
+    assert not soup(page).select("#lines form.move-form")
 
 
 def soup_of(html: str):
@@ -505,12 +543,20 @@ async def test_approval_is_for_managers_and_makes_every_page_read_only(app, as_u
     assert answers[0].status_code == 303
     landed = await admin.get(answers[0].headers["location"])
     assert "4 adjustments created." in landed.text
-    # Every open page: the head with its banner, every line without its forms.
-    assert "stocktake-head" in partials(event.html)
-    lines = await lines_of(place, url)
-    assert {f"line-{line.id}" for line in lines.values()} <= set(partials(event.html))
-    assert 'form class="line__count' not in event.html and "move-form" not in event.html
+    # Every open page: the head with its banner, and word to fetch its lines again (each
+    # page with its own filters) — which come without their forms.
+    assert partials(event.html) == ["stocktake-head", "live-refetch"]
+    assert soup_of(event.html).select_one("#live-refetch")["data-regions"] == "lines"
     assert "read-only" in soup_of(event.html).select_one(".stocktake-head__banner").get_text()
+    lines = await lines_of(place, url)
+    refetched = await erin.get(f"{url}/live/poll", params={"regions": "lines", "uncounted": "on"})
+    assert partials(refetched.text) == ["lines"]
+    assert 'form class="line__count' not in refetched.text
+    assert "No line matches these filters." in refetched.text  # erin's filter: all counted
+    refetched = await erin.get(f"{url}/live/poll", params={"regions": "lines"})
+    assert {f"line-{line.id}" for line in lines.values()} == {
+        li["id"] for li in soup_of(refetched.text).select("li.line")
+    }
     page = await erin.get(url)
     assert not soup(page).select("form.line__count, form.move-form, #scan-form")
     # After approval: counts and movements are refused, nothing written.
@@ -541,7 +587,9 @@ async def test_populate_shows_its_progress_and_a_second_press_adds_nothing(app, 
         feed.close()
     assert done.status_code == 200
     assert any("Populating… 4 of 4" in e.html for e in seen if e.ephemeral)
-    assert {"stocktake-head", "lines"} <= set(partials(seen[-1].html))
+    # The head, and word to fetch the lines (a 1,000-line region is not broadcast).
+    assert partials(seen[-1].html) == ["stocktake-head", "live-refetch"]
+    assert len(seen[-1].html) < 10_000
     assert len(await lines_of(place, url)) == 4
     again = await erin.post(f"{url}/populate", headers=htmx(erin))
     assert "Already populated: 4 lines." in again.text

@@ -37,8 +37,10 @@ from tables.stocktakes import (
     export_rows,
     line_by_sku,
     lines_by_id,
+    movement_stamps,
     movements_of,
     populate,
+    stocktake_figures,
     stocktake_view,
     stocktakes_of,
     variance_by_category,
@@ -814,6 +816,16 @@ async def test_the_view_groups_by_category_with_progress_and_filters():
     assert await line_by_sku(site, stocktake["id"], "NOPE") is None
     hostile = await stocktake_view(site, stocktake["id"], {"q": "\x00" * 5000, "category": 5})
     assert len(hostile.lines) == 4
+    # What a saved count redraws: the same figures, without reading the lines as views.
+    await count(site, lines[0].id, "2")
+    whole, figures = (
+        await stocktake_view(site, stocktake["id"]),
+        await stocktake_figures(site, stocktake["id"]),
+    )
+    assert [(c.name, c.progress, c.variance_value) for c in figures.categories] == [
+        (c.name, c.progress, c.variance_value) for c in whole.categories
+    ]
+    assert (figures.progress, figures.variance_value) == (whole.progress, whole.variance_value)
 
 
 @pytest.mark.parametrize("lines", [10, 300])
@@ -835,6 +847,11 @@ async def test_views_read_in_a_fixed_number_of_queries(lines):
     with count_queries() as seen:
         found = await lines_by_id(site, [each.id for each in made])
     assert len(seen) == 1 and len(found) == lines
+    with count_queries() as seen:
+        figures = await stocktake_figures(site, stocktake["id"])
+        stamps = await movement_stamps(stocktake["id"])
+    assert len(seen) == 3 and figures.total == lines and figures.counted == 5
+    assert figures.lines == [] and set(stamps) == {each.id for each in made[:5]}
     with count_queries() as seen:
         rows = await export_rows(site, stocktake["id"])
         await variance_by_category(site, stocktake["id"])

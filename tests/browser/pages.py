@@ -1004,9 +1004,7 @@ class StocktakePage:
 
     def add_movement(self, line_id: int, kind: str, quantity: str, reference: str = "") -> int:
         """Open the line's movements drawer and add a purchase or waste; the POST's status."""
-        drawer = self.line(line_id).locator("details.line__moves")
-        if drawer.get_attribute("open") is None:
-            drawer.locator("summary").click()
+        drawer = self.open_movements(line_id)
         form = drawer.locator("form.move-form")
         form.get_by_label("Kind").select_option(kind)
         form.get_by_label(re.compile(r"^Quantity")).fill(quantity)
@@ -1016,6 +1014,14 @@ class StocktakePage:
         ) as answer:
             form.get_by_role("button", name=re.compile(r"^Add")).click()
         return answer.value.status
+
+    def open_movements(self, line_id: int):
+        """Open the line's movements in the page's drawer; the drawer's panel."""
+        panel = self.page.locator(f'#drawer .drawer__panel[data-line="{line_id}"]')
+        if not panel.count():
+            self.line(line_id).locator("a.line__moves").click()
+        expect(panel).to_be_visible()
+        return panel
 
     def queued(self) -> list[dict[str, Any]]:
         """The counts this tablet keeps for the stocktake (static/stocktakes.js's queue)."""

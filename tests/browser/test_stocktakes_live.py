@@ -196,13 +196,18 @@ def test_a_purchase_added_by_admin_moves_purchases_expected_and_variance_for_eri
     erin = tablets.stocktake("erin", stocktake, query)
     admin = tablets.stocktake("admin", stocktake, query)
     expect(erin.figure(first, "counted")).to_have_text("10")
+    erins_drawer = erin.open_movements(first)  # erin is looking at the same line's movements
+    expect(erins_drawer.locator(".empty")).to_have_text("No purchases or waste recorded.")
 
     assert admin.add_movement(first, "purchase", "5", "Invoice 4411") == 200
     number = lambda x: f"{x:g}"  # noqa: E731 - as the page writes a quantity
     expect(erin.figure(first, "purchases")).to_have_text(number(purchases + 5), timeout=SEEN)
     expect(erin.figure(first, "expected")).to_have_text(number(expected + 5), timeout=SEEN)
     expect(erin.figure(first, "variance")).to_have_text(number(10 - expected - 5), timeout=SEEN)
-    expect(erin.line(first).locator("details.line__moves summary")).to_contain_text("Movements (1)")
+    expect(erin.line(first).locator("a.line__moves")).to_contain_text("Movements (1)")
+    expect(erins_drawer.locator(".move__reference")).to_have_text("Invoice 4411", timeout=SEEN)
+    expect(admin.page.locator("#drawer .move__reference")).to_have_text("Invoice 4411")
+    expect(admin.page.locator("#drawer #move-quantity")).to_have_value("")
     expect(admin.toast(re.compile(r"^Added a purchase of 5 "))).to_be_visible()
     tablets.assert_clean()
 
