@@ -33,8 +33,8 @@ a timeout and `--budget` bounds the whole run; traffic goes to 127.0.0.1 only.
    ~0.1 ms): p50 / p99 / max, the page's bytes and bytes per line.
 4. Populate through the app: erin POSTs `…/stocktakes/{id}/populate` (htmx headers) on
    the third stocktake against the real server: the answer time at the client (the
-   transaction with its progress indicators, then the broadcast of the whole lines
-   region, which the answer carries too) and the answer's bytes.
+   transaction with its progress indicators, then the broadcast of the head and the word
+   to refetch the lines, which the answer carries too) and the answer's bytes.
 5. Saves: `--viewers` SSE streams open on the big stocktake
    (`/s/killarney/stocktakes/{id}/live?cursor=…`, read off the page as erin's browser
    gets it: every query parameter but `conn`, so filters would be kept — the page has
