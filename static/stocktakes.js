@@ -114,7 +114,7 @@
     }
   };
   document.addEventListener("htmx:after:swap", () => { drawerOpened(); refreshDrawer(); });
-  document.addEventListener("htmx:after:settle", () => refreshDrawer());
+  document.addEventListener("htmx:after:settle", () => { drawerOpened(); refreshDrawer(); });
   new MutationObserver(() => refreshDrawer())
     .observe(document.documentElement, { subtree: true, attributes: true, attributeFilter: ["data-moves"] });
   window.addEventListener("pagehide", () => stop());
