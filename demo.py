@@ -14,13 +14,16 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from piccolo.apps.user.tables import BaseUser
 from piccolo.table import Table
 from piccolo_api.session_auth.tables import SessionsBase
 
+import demo_tokens
 from tables.activity import Activity
+from tables.apitokens import ApiToken
 from tables.appointments import (
     Appointment,
     Bay,
@@ -29,6 +32,14 @@ from tables.appointments import (
     check_in,
     create_appointment,
     today,
+)
+from tables.assets import (
+    Asset,
+    AssetType,
+    MakeModel,
+    create_asset,
+    ensure_asset_type,
+    ensure_make_model,
 )
 from tables.base import Actor, write_tx
 from tables.boards import (
@@ -42,7 +53,23 @@ from tables.boards import (
     create_ticket,
     move_ticket,
 )
-from tables.dispatches import Asset, AssetType, Dispatch, DispatchParcel
+from tables.dispatches import (
+    CHECKS,
+    AssetTypeDetailSet,
+    ColdChainLog,
+    Dispatch,
+    DispatchDetail,
+    DispatchEvent,
+    DispatchParcel,
+    DispatchStatusHistory,
+    MakeModelDetailSet,
+    TruckChecklist,
+    VehicleDispatch,
+    create_dispatch,
+    set_detail_kind,
+    transition,
+    update_detail,
+)
 from tables.drafts import Draft, DraftParcel, Parcel, add_parcels, set_transport
 from tables.notices import SiteNotice
 from tables.orgs import Account, OrgActivity
@@ -115,7 +142,7 @@ NAMES = {username: f"{first} {last}" for username, first, last, *_ in USERS}
 
 # -- drafts (SPEC §5.1) ---------------------------------------------------------------
 
-VEHICLES = [
+VEHICLES = [  # the drafts' vehicles (load_assets makes them, with the other assets)
     # site, registration, make, model, capacity kg
     ("nairobi", "KCC 789C", "Isuzu", "NQR", 3500),
     ("nairobi", "KBZ 123A", "Toyota", "Hiace", 1200),
@@ -151,18 +178,7 @@ def demo_parcels(prefix: str, towns: list[str], count: int) -> list[tuple[str, s
 
 async def load_drafts(demo: Demo) -> None:
     """Vehicles, parcels, and a draft in progress at each courier branch."""
-    async with write_tx(Parcel._meta.db):
-        for slug, registration, make, model, capacity in VEHICLES:
-            if not await Asset.exists().where(Asset.registration == registration):
-                await Asset(
-                    site=demo.sites[slug],
-                    name=f"{make} {model}",
-                    asset_type=AssetType.vehicle,
-                    make=make,
-                    model=model,
-                    registration=registration,
-                    capacity_kg=capacity,
-                ).save()
+    async with write_tx(Parcel._meta.db):  # the vehicles are load_assets'
         batches = [
             (
                 "nairobi",
@@ -200,6 +216,263 @@ async def load_drafts(demo: Demo) -> None:
 
 
 DRAFT_TTL = timedelta(hours=24)
+
+# -- assets and dispatches (SPEC §5.5) --------------------------------------------------
+
+ASSET_TYPES = [("vehicle", "Vehicle"), ("truck", "Truck"), ("forklift", "Forklift")]
+# asset type key -> its makes/models; the reefer truck adds a cold chain log
+MAKE_MODELS = {
+    "vehicle": [("Toyota", "Hiace"), ("Toyota", "Probox")],
+    "truck": [
+        ("Isuzu", "NQR"),
+        ("Isuzu", "NPR"),
+        ("Mitsubishi", "Canter"),
+        ("Isuzu", "FRR Reefer"),
+    ],
+    "forklift": [("Toyota", "8FBE20")],
+}
+TYPE_DETAILS = {"vehicle": ["vehicle_dispatch"], "truck": ["vehicle_dispatch", "truck_checklist"]}
+MODEL_DETAILS = {("Isuzu", "FRR Reefer"): ["cold_chain"]}
+TYPE_OF = {"Hiace": "vehicle", "Probox": "vehicle", "8FBE20": "forklift"}  # else a truck
+ASSETS = [
+    # site, registration or tag, make, model, capacity kg, location, last reading km
+    *((*v, "Nairobi depot, yard A", 84_000 + 9_000 * i) for i, v in enumerate(VEHICLES)),
+    ("nairobi", "KDB 777R", "Isuzu", "FRR Reefer", 5000, "Nairobi depot, cold bay", 41_250),
+    ("nairobi", "KCX 218T", "Toyota", "Probox", 450, "Nairobi depot, yard B", 132_900),
+    ("nairobi", "FL-01", "Toyota", "8FBE20", 0, "Nairobi warehouse", None),  # lifts, not a van
+    ("nakuru", "KCD 654E", "Toyota", "Hiace", 1200, "Nakuru depot", 57_300),
+    ("nakuru", "KDC 990W", "Mitsubishi", "Canter", 3000, "Nakuru depot", 23_800),
+    ("nakuru", "FL-02", "Toyota", "8FBE20", 0, "Nakuru warehouse", None),
+]
+DISPATCH_TITLES = [
+    "Eldoret express",
+    "Kisumu pick-up",
+    "Mombasa road freight",
+    "Naivasha flowers (chilled)",
+    "Thika spare parts",
+    "Airport documents",
+    "Machakos medical supplies",
+    "Nyeri school books",
+    "Load the Kisumu container",
+    "Nanyuki solar panels",
+    "Kericho tea samples",
+    "Returns to the Westlands shop",
+]
+# site, statuses (in order of age: the oldest first), who they are assigned to
+DISPATCH_PLAN = [
+    (
+        "nairobi",
+        ["completed"] * 8 + ["cancelled"] * 3 + ["in_progress"] * 6
+        + ["assigned"] * 7 + ["created"] * 6,
+        ["alice", "bob", "charlie", "admin"],
+    ),
+    (
+        "nakuru",
+        ["completed"] * 3 + ["cancelled"] + ["in_progress"] * 2 + ["assigned"] * 2
+        + ["created"] * 2,
+        ["dana", "admin"],
+    ),
+]  # fmt: skip
+PRIORITIES = ["normal", "high", "low", "normal", "critical", "normal", "high"]
+STEPS = {  # minutes after creation a status was entered
+    "assigned": 25,
+    "in_progress": 70,
+    "cancelled": 45,
+}
+
+
+async def load_assets(demo: Demo) -> None:
+    """Demo Logistics' asset types, makes/models and detail sets, and the assets at
+    nairobi and nakuru (the drafts' vehicles among them)."""
+    organisation = demo.organisations["Demo Logistics"]
+    async with write_tx(Asset._meta.db):
+        types = {key: await ensure_asset_type(organisation, key, name) for key, name in ASSET_TYPES}
+        models = {
+            (make, model): await ensure_make_model(types[key], make, model)
+            for key, pairs in MAKE_MODELS.items()
+            for make, model in pairs
+        }
+        for key, kinds in TYPE_DETAILS.items():
+            for kind in kinds:
+                await set_detail_kind(kind, True, asset_type_id=types[key])
+        for pair, kinds in MODEL_DETAILS.items():
+            for kind in kinds:
+                await set_detail_kind(kind, True, make_model_id=models[pair])
+        for slug, registration, make, model, capacity, location, reading in ASSETS:
+            if await Asset.exists().where(Asset.registration == registration):
+                continue
+            await create_asset(
+                demo.sites[slug],
+                {
+                    "asset_type": types[TYPE_OF.get(model, "truck")],
+                    "make_model": models[(make, model)],
+                    "registration": registration,
+                    "name": f"{make} {model}",
+                    "location": location,
+                    "meter_reading": reading,
+                    "capacity_kg": capacity,
+                },
+            )
+
+
+async def _detail_version(dispatch_id: int, table: type[Table]) -> int | None:
+    dispatch_col: Any = table._meta.get_column_by_name("dispatch")
+    row = await table.select().where(dispatch_col == dispatch_id).first()
+    return row["version"] if row else None
+
+
+async def _fill_for(site_id: int, dispatch: dict, status: str, trip: int, actor: Actor) -> None:
+    """What the driver records on the way to `status`: a passed checklist, the mileage
+    (from the asset's reading on), the reefer's log."""
+    reached = DISPATCH_ORDER.index(status)
+    if (version := await _detail_version(dispatch["id"], TruckChecklist)) is not None:
+        if reached >= DISPATCH_ORDER.index("in_progress"):
+            checks = {name: "pass" for name in (name for name, _ in CHECKS)}
+            await update_detail(site_id, dispatch["id"], "truck_checklist", checks, version, actor)
+    if (version := await _detail_version(dispatch["id"], ColdChainLog)) is not None:
+        values = {"setpoint_c": "3", "pre_cooled": "on", "temperature_at_loading_c": "4"}
+        if status == "completed":
+            values["temperature_at_delivery_c"] = "5"
+        if reached >= DISPATCH_ORDER.index("in_progress"):
+            await update_detail(site_id, dispatch["id"], "cold_chain", values, version, actor)
+    if (version := await _detail_version(dispatch["id"], VehicleDispatch)) is not None:
+        asset = (
+            await Asset.select(Asset.meter_reading).where(Asset.id == dispatch["vehicle"]).first()
+        )
+        start = (asset["meter_reading"] if asset else 0) or 0
+        values = {"destination_address": dispatch["title"].split(" ")[0] + " town centre"}
+        if reached >= DISPATCH_ORDER.index("in_progress"):
+            values |= {
+                "mileage_start": str(start + 3),
+                "fuel_start": "80",
+                "safety_check_done": "on",
+            }
+        if status == "completed":
+            values |= {"mileage_end": str(start + 3 + trip), "fuel_end": "35", "passengers": "1"}
+        await update_detail(site_id, dispatch["id"], "vehicle_dispatch", values, version, actor)
+
+
+DISPATCH_ORDER = ["created", "assigned", "in_progress", "completed"]
+
+
+async def _backdate(
+    dispatch_id: int, created: datetime, minutes_to_complete: int, due: datetime
+) -> None:
+    """Spread a demo dispatch's history over real time, as if it had happened: created at
+    `created`, each later status at its usual minutes after (completion after
+    `minutes_to_complete`), its events with its history rows."""
+    at = {
+        "created": created,
+        **{s: created + timedelta(minutes=m) for s, m in STEPS.items()},
+        "completed": created + timedelta(minutes=minutes_to_complete),
+    }
+    for row in await DispatchStatusHistory.select().where(
+        DispatchStatusHistory.dispatch == dispatch_id
+    ):
+        when = at[row["to_status"]]
+        await DispatchStatusHistory.update({DispatchStatusHistory.changed_at: when}).where(
+            DispatchStatusHistory.id == row["id"]
+        )
+        await DispatchEvent.update({DispatchEvent.created_at: when}).where(
+            DispatchEvent.history == row["id"]
+        )
+    await DispatchEvent.update(
+        {DispatchEvent.created_at: at["assigned"] + timedelta(minutes=5)}
+    ).where((DispatchEvent.dispatch == dispatch_id) & DispatchEvent.history.is_null())
+    stamps: dict[Any, Any] = {
+        Dispatch.created_at: created,
+        Dispatch.updated_at: created,
+        Dispatch.due_at: due,
+    }
+    current = await Dispatch.select().where(Dispatch.id == dispatch_id).first()
+    assert current is not None
+    for status, column in (
+        ("assigned", Dispatch.assigned_at),
+        ("in_progress", Dispatch.started_at),
+        ("completed", Dispatch.completed_at),
+        ("cancelled", Dispatch.cancelled_at),
+    ):
+        if current[column._meta.name] is not None:
+            stamps[column] = at[status]
+            stamps[Dispatch.updated_at] = max(stamps[Dispatch.updated_at], at[status])
+    await Dispatch.update(stamps).where(Dispatch.id == dispatch_id)
+
+
+async def load_dispatches(demo: Demo) -> None:
+    """~40 dispatches at nairobi and nakuru in every status, made and moved through the
+    rules (details filled in as drivers would), then spread over the last days: some
+    overdue, one truck started on a manager's override, one stopped by a failed brake
+    check."""
+    manager = Actor(demo.users["admin"], NAMES["admin"])
+    stamp = datetime.now(UTC)
+    n = 0
+    for slug, statuses, people in DISPATCH_PLAN:
+        site_id = demo.sites[slug]
+        if await Dispatch.exists().where(
+            (Dispatch.site == site_id) & Dispatch.title.is_in(DISPATCH_TITLES)
+        ):
+            continue
+        assets = [
+            a["id"]
+            for a in await Asset.select(Asset.id)
+            .where((Asset.site == site_id) & Asset.make_model.model.not_in(["8FBE20"]))
+            .order_by(Asset.registration)
+        ]
+        for i, status in enumerate(statuses):
+            who = Actor(demo.users[people[i % len(people)]], NAMES[people[i % len(people)]])
+            created = stamp - timedelta(hours=4 * (len(statuses) - i) + 1)
+            async with write_tx(Dispatch._meta.db):
+                dispatch = await create_dispatch(
+                    site_id,
+                    {
+                        "title": DISPATCH_TITLES[n % len(DISPATCH_TITLES)],
+                        "description": "Call the consignee an hour ahead." if n % 3 == 0 else "",
+                        "priority": PRIORITIES[n % len(PRIORITIES)],
+                        "asset": assets[n % len(assets)],
+                        "assignee": str(who.id) if status != "created" else "",
+                    },
+                    manager,
+                )
+                version = dispatch["version"]
+                overridden = status == "in_progress" and i == statuses.index("in_progress")
+                reach = status if status in DISPATCH_ORDER else "assigned"  # then cancelled
+                for step in DISPATCH_ORDER[1 : DISPATCH_ORDER.index(reach) + 1]:
+                    if not overridden or step != "in_progress":
+                        await _fill_for(site_id, dispatch, step, 40 + (n * 37) % 300, who)
+                    moved = await transition(
+                        site_id,
+                        dispatch["id"],
+                        step,
+                        manager if overridden and step == "in_progress" else who,
+                        version,
+                        reason="Checklist on paper: the tablet was flat."
+                        if overridden and step == "in_progress"
+                        else "",
+                        override=overridden and step == "in_progress",
+                        manager=True,
+                    )
+                    version = moved["version"]
+                if status == "cancelled":
+                    await transition(
+                        site_id, dispatch["id"], "cancelled", manager, version,
+                        reason="The customer postponed the delivery.",
+                    )  # fmt: skip
+                if status == "assigned" and i == statuses.index("assigned"):
+                    checklist = await _detail_version(dispatch["id"], TruckChecklist)
+                    if checklist is not None:  # a failed brake check keeps it in the yard
+                        await update_detail(
+                            site_id, dispatch["id"], "truck_checklist",
+                            {"tires": "pass", "lights": "pass", "brakes": "fail"}, checklist, who,
+                        )  # fmt: skip
+                # Due later today or tomorrow; one in five already overdue.
+                due = (
+                    created + timedelta(hours=3)
+                    if n % 5 == 0
+                    else stamp + timedelta(hours=2 + (n * 7) % 30)
+                )
+                await _backdate(dispatch["id"], created, 90 + (n * 53) % 600, due)
+            n += 1
+
 
 # -- boards (SPEC §5.2, §5.3) ------------------------------------------------------------
 
@@ -604,7 +877,9 @@ async def load_stocktakes(demo: Demo) -> None:
 
 
 AREA_LOADERS: list[Callable[[Demo], Awaitable[None]]] = [
+    load_assets,
     load_drafts,
+    load_dispatches,
     load_boards,
     load_appointments,
     load_stocktakes,
@@ -624,12 +899,22 @@ TABLES: list[type[Table]] = [
     Ticket,
     BoardColumn,
     Board,
+    ColdChainLog,
+    TruckChecklist,
+    VehicleDispatch,
+    DispatchDetail,
+    DispatchEvent,
+    DispatchStatusHistory,
     DispatchParcel,
     DraftParcel,
     Draft,
     Dispatch,
     Parcel,
     Asset,
+    MakeModelDetailSet,
+    AssetTypeDetailSet,
+    MakeModel,
+    AssetType,
     SiteNotice,
     Activity,
     OrgActivity,
@@ -638,6 +923,7 @@ TABLES: list[type[Table]] = [
     Site,
     Organisation,
     SessionsBase,
+    ApiToken,
     BaseUser,
 ]
 
@@ -699,6 +985,7 @@ async def load() -> Demo:
         await _users(demo)
     for loader in AREA_LOADERS:
         await loader(demo)
+    await demo_tokens.load_api_tokens()
     return demo
 
 

@@ -32,8 +32,9 @@ from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
 from tables.activity import SYSTEM, Activity
+from tables.assets import Asset, site_asset
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, kg, update_versioned
-from tables.dispatches import Asset, Dispatch, DispatchParcel
+from tables.dispatches import Dispatch, DispatchParcel, new_dispatch
 from tables.people import Membership, Site, display_name
 
 CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{2,19}")
@@ -515,21 +516,21 @@ async def finalise(site_id: int, draft_id: int, actor: Actor) -> dict[str, Any]:
         raise InvalidInput(errors)
     if not await _close(draft, DraftStatus.finalised, actor.name):
         await _draft(site_id, draft_id)  # raises AlreadyFinalised for the second finaliser
-    dispatch = Dispatch(
-        number=f"pending-{draft_id}",
-        title=f"{draft['destination']} run",
-        site=site_id,
-        vehicle=draft["vehicle"],
-        driver_name=draft["driver_name"],
-        created_by=actor.id,
-        created_by_name=actor.name,
-    )
-    await dispatch.save()
-    number = Dispatch.number_for(dispatch.id)
-    await Dispatch.update({Dispatch.number: number}).where(Dispatch.id == dispatch.id)
-    await Draft.update({Draft.dispatch: dispatch.id}).where(Draft.id == draft_id)
     ids = [p["parcel"] for p in parcels]
-    await DispatchParcel.insert(*(DispatchParcel(dispatch=dispatch.id, parcel=i) for i in ids))
+    # A dispatch like any other: its details from the vehicle's type and make/model, its
+    # first history row and event (the trail line is the finalise's, below).
+    dispatch = await new_dispatch(
+        site_id,
+        await site_asset(site_id, draft["vehicle"]),
+        actor,
+        f"{draft['destination']} run",
+        driver_name=draft["driver_name"],
+        how=f"finalised from the {draft['destination']} draft ({len(ids)} parcels)",
+        trail=False,
+    )
+    number = dispatch["number"]
+    await Draft.update({Draft.dispatch: dispatch["id"]}).where(Draft.id == draft_id)
+    await DispatchParcel.insert(*(DispatchParcel(dispatch=dispatch["id"], parcel=i) for i in ids))
     await DraftParcel.delete().where(DraftParcel.draft == draft_id)
     await Parcel.update({Parcel.status: ParcelStatus.dispatched}).where(Parcel.id.is_in(ids))
     # The line is about the dispatch, so the trail links to its manifest.
@@ -539,10 +540,10 @@ async def finalise(site_id: int, draft_id: int, actor: Actor) -> dict[str, Any]:
         "draft.finalise",
         f"finalised the {draft['destination']} draft → {number} ({len(ids)} parcels)",
         "dispatch",
-        dispatch.id,
+        dispatch["id"],
     )
     return {
-        "id": dispatch.id,
+        "id": dispatch["id"],
         "number": number,
         "parcels": len(ids),
         "parcel_ids": ids,

@@ -37,3 +37,43 @@ async def draft_of(destination: str) -> dict:
         .where((Draft.destination == destination) & (Draft.status == DraftStatus.active))
         .first()
     )
+
+
+# -- assets and dispatches ----------------------------------------------------------------
+
+
+async def actor(username: str) -> Actor:
+    """A demo user as the trail names them."""
+    from piccolo.apps.user.tables import BaseUser
+
+    user = await BaseUser.select().where(BaseUser.username == username).first()
+    return Actor(user["id"], f"{user['first_name']} {user['last_name']}")
+
+
+async def make_asset(
+    slug: str, type_key: str, make_model: tuple[str, str] | None = None, reading: int | None = None
+) -> dict:
+    """An asset of the test's own at a demo site (capacity 0: it stays off the drafts'
+    vehicle list), of a demo asset type and, optionally, make/model."""
+    from tables.assets import AssetType, MakeModel, create_asset
+    from tables.base import write_tx
+
+    sid = await site_id(slug)
+    kind = await AssetType.select().where(AssetType.key == type_key).first()
+    model = None
+    if make_model:
+        model = await (
+            MakeModel.select(MakeModel.id)
+            .where((MakeModel.make == make_model[0]) & (MakeModel.model == make_model[1]))
+            .first()
+        )
+    async with write_tx():
+        return await create_asset(
+            sid,
+            {
+                "asset_type": kind["id"],
+                "make_model": model["id"] if model else "",
+                "registration": f"T {uuid.uuid4().hex[:8].upper()}",
+                "meter_reading": reading,
+            },
+        )
