@@ -24,7 +24,9 @@ import settings as settings_module
 from live.backends import backends
 from live.hub import LiveHub
 from routes import (
+    api,
     appointments,
+    assets,
     auth,
     boards,
     dispatches,
@@ -33,6 +35,7 @@ from routes import (
     health,
     me,
     people,
+    reports,
     sites,
     stocktakes,
 )
@@ -113,6 +116,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             if db.engine_type == "postgres":
                 await db.close_connection_pool()
 
+    api_app = api.api_app()
     site_mount = Mount(
         "/s/{site}",
         routes=[
@@ -121,6 +125,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *boards.routes,
             *appointments.routes,
             *stocktakes.routes,
+            *assets.routes,
+            *reports.routes,  # before /dispatches/{dispatch}
             *dispatches.routes,
         ],
         middleware=[Middleware(SiteMembershipMiddleware)],
@@ -137,9 +143,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             Mount("/static", StaticFiles(directory=ROOT / "static"), name="static"),
             Mount("/admin", admin_app(settings), name="admin"),
+            Mount(api.PREFIX, api_app, name="api"),  # reached through api.ApiFirst
         ],
         middleware=[
             Middleware(SecurityHeadersMiddleware, production=settings.production),
+            Middleware(api.ApiFirst, api=api_app),  # bearer tokens only: no cookies, no CSRF
             Middleware(
                 ReadableCSRFMiddleware,  # type: ignore[arg-type]  # BaseHTTPMiddleware typing
                 on_refused=errors.csrf_refused,
@@ -219,10 +227,14 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_module.load()
     if problems := settings.problems():
         sys.exit("floorboard cannot start:\n  " + "\n  ".join(problems))
+    api_token = ""
     if not args.no_migrate:
         loaded = asyncio.run(prepare())
         if loaded:
             print("Loaded the demo data.", file=sys.stderr)
+        import demo_tokens
+
+        api_token = asyncio.run(demo_tokens.admin_token_line())
     import uvicorn
 
     url = f"http://{settings.host}:{settings.port}"
@@ -230,7 +242,7 @@ def main(argv: list[str] | None = None) -> None:
         f"\nfloorboard on {url}  ({settings.engine}, {settings.broker} broker, "
         f"{settings.workers} worker{'s' if settings.workers > 1 else ''})\n"
         "Sign in as alice, bob, charlie, dana, erin, frank, admin or oscar; "
-        "ops for /admin. Password: demo\n",
+        "ops for /admin. Password: demo\n" + api_token,
         file=sys.stderr,
         flush=True,
     )

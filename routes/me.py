@@ -1,9 +1,11 @@
-"""One's own account: /me (name, password, other sessions) and /welcome/{token}, where a
-new person — from a sign-in link, or right after signing in with a temporary password —
-chooses their own password and is signed in.
+"""One's own account: /me (name, password, other sessions, API tokens) and
+/welcome/{token}, where a new person — from a sign-in link, or right after signing in with a
+temporary password — chooses their own password and is signed in.
 
-API tokens belong on /me too, once the dispatches API exists (SPEC §5.5); there is no API
-yet, so there is no token UI either (see the marked place in templates/me/page.html).
+An API token (for /api/v1, routes/api) is shown once, on the page that answers the form
+that made it (201, not a redirect: the secret must not travel in a cookie or a URL); after
+that only its name and first characters. Revoking deletes it: the next request with it is a
+401.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from routes.access import login_url, user_id
 from routes.auth import SESSION_COOKIE, start_session
 from routes.common import flash, path_for, redirect, render, services
 from routes.forms import FormErrors, read_form
+from tables.apitokens import NAME_MAX as TOKEN_NAME_MAX
+from tables.apitokens import make_token, revoke_token, tokens_of
 from tables.base import Actor, DomainError, write_tx
 from tables.orgs import (
     NAME_MAX,
@@ -64,6 +68,7 @@ async def me_page(
     values: dict[str, str] | None = None,
     errors: FormErrors | None = None,
     status: int = 200,
+    new_token: str = "",
 ) -> Response:
     uid = user_id(request)
     if uid is None:
@@ -71,12 +76,17 @@ async def me_page(
     user = request.scope["user"].user
     full_name = " ".join(p for p in (user.first_name, user.last_name) if p)
     context = {
-        "values": values or {"full_name": full_name},
+        "values": {"full_name": full_name, **(values or {})},
         "errors": errors or FormErrors(),
         "managed": await managed_by(uid),
         "sites": await sites_of(uid),
+        "tokens": await tokens_of(uid),
+        "new_token": new_token,
+        "token_name_max": TOKEN_NAME_MAX,
     }
-    return render(request, "me/page.html", context, status_code=status)
+    # A page showing a new token's secret is kept out of every cache (history included).
+    headers = {"Cache-Control": "no-store"} if new_token else None
+    return render(request, "me/page.html", context, status_code=status, headers=headers)
 
 
 async def me_name(request: Request) -> Response:
@@ -124,6 +134,32 @@ async def me_sessions_end(request: Request) -> Response:
     return redirect(request, path_for("me"), f"Signed out of {ended} other {noun}.")
 
 
+async def me_token_create(request: Request) -> Response:
+    signed_in(request)
+    form = await read_form(request)
+    name = form.text("name", label="a name for the token", max_length=TOKEN_NAME_MAX)
+    if form.errors:
+        return await me_page(request, form.as_typed(), form.errors, 422)
+    try:
+        async with write_tx():
+            secret = await make_token(me_actor(request), name)
+    except DomainError as problem:
+        errors = FormErrors({problem.field or "name": str(problem)})
+        return await me_page(request, form.as_typed(), errors, 422)
+    return await me_page(request, None, None, 201, new_token=secret)
+
+
+async def me_token_revoke(request: Request) -> Response:
+    signed_in(request)
+    await read_form(request)
+    try:
+        async with write_tx():
+            name = await revoke_token(me_actor(request), request.path_params["token"])
+    except DomainError as problem:
+        return redirect(request, path_for("me"), str(problem))
+    return redirect(request, path_for("me"), f"Revoked the API token “{name}”. It no longer works.")
+
+
 def _session(request: Request) -> str:
     return request.cookies.get(SESSION_COOKIE, "")
 
@@ -164,6 +200,10 @@ routes = [
     Route("/me/name", me_name, methods=["POST"], name="me_name"),
     Route("/me/password", me_password, methods=["POST"], name="me_password"),
     Route("/me/sessions/end", me_sessions_end, methods=["POST"], name="me_sessions_end"),
+    Route("/me/tokens", me_token_create, methods=["POST"], name="me_token_create"),
+    Route(
+        "/me/tokens/{token:id}/revoke", me_token_revoke, methods=["POST"], name="me_token_revoke"
+    ),
     Route("/welcome/{token}", welcome, methods=["GET"], name="welcome"),
     Route("/welcome/{token}", welcome_submit, methods=["POST"], name="welcome_submit"),
 ]
