@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from routes.access import site_of
 from routes.common import AREAS, Area, Services, path_for, render, services, wants_fragment
+from routes.dispatches import DISPATCHES
 from routes.editing import Editing, LockEditor, Saving
 from routes.forms import read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
@@ -257,6 +258,15 @@ async def announce_finalised(request: Request, dispatch: dict) -> None:
         kind="draft.finalise",
         actor=site.username,
         extra=lambda: announcement(news, site.username, manifest),
+    )
+    # The new dispatch joins the status board (and its vehicle's history) live.
+    await DISPATCHES.publish(
+        services(request),
+        site.ref,
+        {},
+        Change(items={"dispatch": {dispatch["id"]}}),
+        kind="dispatch.create",
+        actor=site.username,
     )
 
 

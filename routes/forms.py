@@ -129,6 +129,11 @@ class Form:
         """A row id chosen on the page (a select, a hidden field)."""
         return self.integer(name, label="a choice", minimum=1, required=required)
 
+    def all(self, name: str) -> list[str]:
+        """Every value sent under `name` (ticked boxes), as text; files are left out."""
+        raw = self.data.getlist(name) if isinstance(self.data, FormData) else []
+        return [value for value in raw if isinstance(value, str)]
+
     def ids(self, name: str) -> list[int]:
         """Every ticked id; anything that cannot name a row is an error, not a 500."""
         raw = self.data.getlist(name) if isinstance(self.data, FormData) else []
