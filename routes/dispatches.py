@@ -396,7 +396,7 @@ def detail_saver(kind: DetailKind):
         values = {}
         for spec in kind.fields:
             if spec.kind == "flag":
-                values[spec.name] = "yes" if form.raw(spec.name) == "on" else "no"
+                values[spec.name] = "on" if form.raw(spec.name) == "on" else "off"
             else:
                 values[spec.name] = form.raw(spec.name)
         if form.errors:

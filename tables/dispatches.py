@@ -709,7 +709,9 @@ def _read_field(spec: DetailField, raw: Any) -> tuple[Any, str]:
     if spec.kind == "flag":
         if isinstance(raw, bool):
             return raw, ""
-        if raw is None or (isinstance(raw, str) and raw.strip().lower() in ("", "off", "false")):
+        if raw is None or (
+            isinstance(raw, str) and raw.strip().lower() in ("", "off", "false", "no", "0")
+        ):
             return False, ""
         if isinstance(raw, str) and raw.strip().lower() in ("on", "true", "yes", "1"):
             return True, ""

@@ -13,6 +13,7 @@ from tables.dispatches import (
     Dispatch,
     DispatchStatusHistory,
     TruckChecklist,
+    VehicleDispatch,
     assign,
     create_dispatch,
 )
@@ -127,6 +128,27 @@ async def test_a_new_dispatch_by_plain_form_or_bad_input_at_its_fields(app, as_u
     assert answers[0].headers["location"] == f"{BOARD}/{made['id']}"
     assert 'hx-target="#cards-created"' in event.html and "Pallets to Thika" in event.html
     assert alice_site.slug == "nairobi"
+
+
+async def test_an_unknown_asset_or_a_title_of_markup_is_refused_at_its_field(as_user):
+    alice = await as_user("alice")
+    asset = await make_asset("nairobi", "vehicle")
+    before = await Dispatch.count()
+    cases = [
+        ({"asset": "999999999"}, "asset"),
+        ({"asset": "abc"}, "asset"),
+        ({"asset": str(2**63)}, "asset"),
+        ({"title": "<img src=x onerror=alert(1)>"}, "title"),
+        ({"title": "\x00"}, "title"),
+        ({"due_at": "2026-02-30T10:00"}, "due_at"),
+    ]
+    for change, field in cases:
+        form = {"title": "A run", "asset": str(asset["id"]), "priority": "normal", **change}
+        refused = await alice.post(BOARD, form)
+        assert refused.status_code == 422, change
+        invalid = {f.select_one("[name]")["name"] for f in soup(refused).select(".field--invalid")}
+        assert invalid == {field}, (change, invalid)
+    assert await Dispatch.count() == before
 
 
 async def site_ref(slug: str):
@@ -253,8 +275,23 @@ async def test_mileage_end_before_start_is_refused_at_its_field(as_user):
     }
     refused = await alice.post(editor, form)
     assert refused.status_code == 422
-    assert texts(refused, ".field--invalid label")
+    invalid = {f.select_one("[name]")["name"] for f in soup(refused).select(".field--invalid")}
+    assert invalid == {"destination_address", "passengers"}  # each at its field
+    assert len(texts(refused, ".field__error")) == 2
     assert soup(refused).select_one("#f-mileage_end")["value"] == "1400"
+    form.update(destination_address="Thika", passengers="2")
+    refused = await alice.post(editor, form)  # now the mileage rule speaks
+    assert refused.status_code == 422
+    assert texts(refused, ".field__error") == [
+        "The mileage at the end cannot be below the start, 1,500 km."
+    ]
+    detail = await VehicleDispatch.select().where(VehicleDispatch.dispatch == row["id"]).first()
+    assert detail["mileage_end"] is None and detail["destination_address"] == ""
+    saved = await alice.post(editor, {**form, "mileage_end": "1620", "safety_check_done": "on"})
+    assert saved.status_code == 303
+    detail = await VehicleDispatch.select().where(VehicleDispatch.dispatch == row["id"]).first()
+    assert (detail["mileage_start"], detail["mileage_end"]) == (1500, 1620)
+    assert detail["safety_check_done"] is True and detail["destination_address"] == "Thika"
 
 
 async def test_a_bulk_change_is_all_or_nothing_with_a_result_per_dispatch(app, as_user):
