@@ -129,14 +129,18 @@ class LockEditor:
         redraw: Callable[[Params], Change],
         entity: str = "",
         back: Callable[[SiteRef, Params], str] | None = None,
+        elsewhere: Callable[[Params], list[tuple[LiveArea, Params, Change]]] | None = None,
     ) -> None:
         """`load` reads the thing (DomainError when it is gone); `save` validates the form
         and writes inside the action's transaction (InvalidInput, StaleVersion), and
-        returns the message for the user; `redraw` says which regions show its badge."""
+        returns the message for the user; `redraw` says which regions show its badge;
+        `elsewhere` what a save changes on other pages (a dispatch's detail: its card on
+        the status board), published after the save's commit."""
         self.area, self.name, self.params = area, name, params
         self.load, self.save, self.template, self.redraw = load, save, template, redraw
         self.entity = entity  # the trail's entity type; its id is the last path parameter
         self._back = back  # where save and cancel return (default: the area's page, at it)
+        self.elsewhere = elsewhere
         EDITORS[name] = self
 
     # -- keys ----------------------------------------------------------------------------
@@ -304,6 +308,8 @@ class LockEditor:
             await svc.locks.release(self.key(site, params), token)
         notice, also = (saved.notice, saved.also) if isinstance(saved, Saved) else (saved, None)
         kind = f"{self.name}.save"
+        for area, area_params, change in self.elsewhere(params) if self.elsewhere else ():
+            await area.publish(svc, site, area_params, change, kind=kind, actor=access.username)
         await self.announce(svc, site, params, kind=kind, actor=access.username, also=also)
         return redirect(request, self.back(site, params), message=notice)
 

@@ -225,7 +225,9 @@ async def test_steps_follow_the_graph_and_a_truck_needs_its_checklist_or_an_over
     assert stale.status_code == 409 and "meanwhile" in stale.text
 
 
-async def test_the_checklist_is_edited_under_a_lock_with_big_toggles_and_version_checks(as_user):
+async def test_the_checklist_is_edited_under_a_lock_with_big_toggles_and_version_checks(
+    app, as_user
+):
     alice, bob = await as_user("alice"), await as_user("bob")
     row, _ = await a_dispatch("truck", title="Steel to Mombasa")
     editor = f"{BOARD}/{row['id']}/details/truck_checklist"
@@ -244,10 +246,16 @@ async def test_the_checklist_is_edited_under_a_lock_with_big_toggles_and_version
     values = {name: "yes" for name in ("tires", "lights", "brakes", "fluids", "safety_equipment",
               "cargo_secured", "weight_distribution", "manifest_verified", "registration_current",
               "insurance_current", "permits")}  # fmt: skip
-    saved = await alice.post(
-        editor, {**values, "notes": "All good", "version": version, "token": token}
-    )
-    assert saved.status_code == 303
+    board = DISPATCHES.topic(await site_ref("nairobi"), {})
+    answers = []
+
+    async def save():
+        form = {**values, "notes": "All good", "version": version, "token": token}
+        answers.append(await alice.post(editor, form))
+
+    (event,) = await events_of(app, board, save)  # its card on the board no longer "needs"
+    assert answers[0].status_code == 303
+    assert f"dispatch-{row['id']}" in event.html and "needs a completed checklist" not in event.html
     checklist = await TruckChecklist.select().where(TruckChecklist.dispatch == row["id"]).first()
     assert checklist["brakes"] is True and checklist["completed_by_name"] == "Alice Wanjiru"
     # A second save from the old version: 409, nothing overwritten.
@@ -321,9 +329,21 @@ async def test_a_bulk_change_is_all_or_nothing_with_a_result_per_dispatch(app, a
         )
         assert done.status_code == 303
 
-    (event,) = await events_of(app, topic, both)
+    truck_page = DISPATCH.topic(await site_ref("nairobi"), {"dispatch": truck["id"]})
+    feed = app.state.services.broker.subscribe([truck_page])
+    try:
+        (event,) = await events_of(app, topic, both)
+        told = await asyncio.wait_for(anext(feed), 5)
+    finally:
+        feed.close()
     assert event.html.count("<hx-partial") >= 2 and f"dispatch-{truck['id']}" in event.html
     assert "hx-upsert" not in event.html  # cancelled: off the board
+    # The truck's own page is told to fetch itself again (not drawn 50 times by the bulk).
+    assert 'id="live-refetch"' in told.html and len(told.html) < 500
+    refetched = await admin.get(
+        f"{BOARD}/{truck['id']}/live/poll", params={"regions": "dispatch-head"}
+    )
+    assert "Cancelled" in soup(refetched).select_one("#dispatch-head .status").get_text()
     htmx_refused = await admin.post(
         f"{BOARD}/bulk", {"dispatches": ticks, "to": "assigned"}, headers=htmx(admin)
     )
