@@ -448,12 +448,11 @@ DETAIL_EDITORS: dict[str, LockEditor] = {
 
 
 async def my_dispatches_page(request: Request) -> Response:
-    """The assigned user's open dispatches, each with one big button for its next step."""
+    """The assigned user's open dispatches, each with one big button for its next step
+    (a plain page: it is read, then acted on; the status board is the live view)."""
     access = site_of(request)
     cards = await my_dispatches(access.site_id, access.user_id)
-    return render(
-        request, "dispatches/mine.html", {"cards": cards, "live": await DISPATCHES.view(request)}
-    )
+    return render(request, "dispatches/mine.html", {"cards": cards})
 
 
 # -- the manifest of a finalised draft ----------------------------------------------------------
