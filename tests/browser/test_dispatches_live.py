@@ -37,8 +37,14 @@ class Dispatches:
         self.admin = SiteClient(base_url, "admin")
         self.token = uuid.uuid4().hex[:6]
         form = self.admin.get(f"{BOARD}/new")
-        self.assets = {o.get_text(strip=True): o["value"] for o in form.select("#f-asset option") if o["value"]}
-        self.people = {o.get_text(strip=True): o["value"] for o in form.select("#f-assignee option") if o["value"]}
+        self.assets = {
+            o.get_text(strip=True): o["value"] for o in form.select("#f-asset option") if o["value"]
+        }
+        self.people = {
+            o.get_text(strip=True): o["value"]
+            for o in form.select("#f-assignee option")
+            if o["value"]
+        }
         self.ids: list[int] = []
 
     def make(self, title: str, asset: str) -> int:
@@ -89,7 +95,9 @@ class Tablets:
         if BOARD not in page.url:
             pytest.fail(f"{username} did not land on {BOARD}: {describe(page)}")
         if context.get("java_script_enabled", True):
-            expect(page.locator("#live-status")).to_have_attribute("data-state", "live", timeout=5000)
+            expect(page.locator("#live-status")).to_have_attribute(
+                "data-state", "live", timeout=5000
+            )
         return page
 
     def assert_clean(self) -> None:
@@ -123,7 +131,9 @@ def test_a_bulk_change_by_admin_moves_the_cards_on_alices_board(dispatches, tabl
     started = time.monotonic()
     admin.get_by_role("button", name="Apply to the ticked").tap()
     for dispatch_id in (one, two):
-        expect(alice.locator(f"#cards-in_progress #dispatch-{dispatch_id}")).to_be_visible(timeout=SEEN)
+        expect(alice.locator(f"#cards-in_progress #dispatch-{dispatch_id}")).to_be_visible(
+            timeout=SEEN
+        )
     took = time.monotonic() - started
     for dispatch_id in (one, two):
         expect(alice.locator(f"#cards-assigned #dispatch-{dispatch_id}")).to_have_count(0)
