@@ -27,8 +27,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from routes.api import dispatches
+from routes.api import dispatches, reports
 from routes.api.kit import (
+    SITE_APP,
     exception_handlers,
     json_response,
     openapi_document,
@@ -40,7 +41,7 @@ from tables.apitokens import ApiToken
 PREFIX = "/api/v1"
 OPENAPI_PATH = "/openapi.json"
 
-ENDPOINTS = [*dispatches.api]
+ENDPOINTS = [*dispatches.api, *reports.api]
 
 DESCRIPTION = """floorboard's JSON API. Every request carries a personal API token
 (`Authorization: Bearer fb_…`), made and revoked on your account page (/me); it sees the
@@ -91,8 +92,14 @@ class ApiFirst:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_api(scope["path"]):
-            # What Mount would do: the API's routes see the path below PREFIX.
-            scope = {**scope, "root_path": scope.get("root_path", "") + PREFIX}
+            # What Mount would do: the API's routes see the path below PREFIX. The app
+            # around it (scope["app"] until the API app puts itself there) holds the
+            # services the handlers publish with.
+            scope = {
+                **scope,
+                "root_path": scope.get("root_path", "") + PREFIX,
+                SITE_APP: scope.get("app"),
+            }
             await self.api(scope, receive, send)
         else:
             await self.app(scope, receive, send)

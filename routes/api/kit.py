@@ -22,10 +22,11 @@ not exist. Every error is `Error` JSON: `{"message": "...", "fields": {"title": 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import re
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -67,7 +68,8 @@ class Error(BaseModel):
 
 
 class ApiError(Exception):
-    """Raised by a handler (or the kit) to answer with `Error` JSON."""
+    """Raised by a handler (or the kit) to answer with `Error` JSON — or with `body`, an
+    `Error` of a richer kind that the endpoint declares for that status (`errors=`)."""
 
     def __init__(
         self,
@@ -75,10 +77,12 @@ class ApiError(Exception):
         message: str,
         fields: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
+        body: Error | None = None,
     ) -> None:
         super().__init__(message)
         self.status, self.message = status, message
         self.fields, self.headers = fields or {}, headers or {}
+        self.body = body
 
 
 NO_STORE = {"Cache-Control": "no-store"}  # answers depend on whose token asked
@@ -111,6 +115,8 @@ GENERIC = {
 
 async def api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.body is not None:
+        return json_response(exc.body.model_dump(mode="json"), exc.status, exc.headers)
     return error_response(exc.status, exc.message, exc.fields, exc.headers)
 
 
@@ -140,6 +146,18 @@ def unauthorized(conn: HTTPConnection, exc: Exception) -> Response:
     is unknown, revoked or belongs to a deactivated user — all 401, never a redirect."""
     message = str(exc) or "This API token is not valid: it was revoked, or never existed."
     return error_response(401, message, headers={"WWW-Authenticate": 'Bearer realm="api"'})
+
+
+# -- what the handlers share with the pages ---------------------------------------------------
+
+SITE_APP = "floorboard.site_app"  # scope key: the app the API is mounted in (set by ApiFirst)
+
+
+def services_of(request: Request) -> Any:
+    """The app's `Services` (hub, broker, locks, settings): the API is an app of its own,
+    so `request.app` is not the one that holds them — the app it is mounted in does."""
+    outer = request.scope.get(SITE_APP) or request.app
+    return outer.state.services
 
 
 # -- field types the models share ----------------------------------------------------------------
@@ -203,10 +221,14 @@ class Endpoint:
     status: int = 200
     summary: str = ""
     tag: str = ""
+    # Statuses beyond the kit's own (409, say), each with what it means and its model.
+    errors: tuple[tuple[int, str, type[Error]], ...] = ()
+    operation: str = ""  # the operationId and route name; the handler's name by default
+    description: str = ""  # the docstring's paragraphs after the summary
 
     @property
     def name(self) -> str:
-        return self.handler.__name__
+        return self.operation or self.handler.__name__
 
     @property
     def site_scoped(self) -> bool:
@@ -220,6 +242,9 @@ class Endpoint:
             raise TypeError(f"{self.name}: the path names {named}, its params model {declared}")
         if self.body is not None and self.method not in ("POST", "PUT", "PATCH"):
             raise TypeError(f"{self.name}: a {self.method} takes no body")
+        for code, _, model in self.errors:
+            if not (400 <= code < 600 and issubclass(model, Error)):
+                raise TypeError(f"{self.name}: error {code} must be 4xx/5xx with an Error model")
 
 
 class Endpoints(list[Endpoint]):
@@ -239,12 +264,25 @@ class Endpoints(list[Endpoint]):
         params: type[BaseModel] | None = None,
         body: type[BaseModel] | None = None,
         status: int = 200,
+        errors: Mapping[int, str | tuple[str, type[Error]]] | None = None,
+        name: str = "",
+        summary: str = "",
     ) -> Callable[[Handler], Handler]:
+        """Declare `handler` as METHOD path. `errors`: statuses it answers beyond the kit's
+        own (401, 404, 422, …), each described, with `Error` or a model extending it.
+        `name`: the operationId when one handler serves several paths; `summary`: the
+        first paragraph of the handler's docstring unless given."""
+        extra = tuple(
+            (code, *(what if isinstance(what, tuple) else (what, Error)))
+            for code, what in sorted((errors or {}).items())
+        )
+
         def declare(handler: Handler) -> Handler:
-            summary = (handler.__doc__ or "").strip().split("\n\n")[0]
+            first, _, rest = inspect.cleandoc(handler.__doc__ or "").partition("\n\n")
             endpoint = Endpoint(
-                method, path, handler, response, query, params, body, status, summary, self.tag
-            )
+                method, path, handler, response, query, params, body, status,
+                summary or first, self.tag, extra, name, rest if not summary else "",
+            )  # fmt: skip
             endpoint.check()
             self.append(endpoint)
             return handler
@@ -256,6 +294,9 @@ class Endpoints(list[Endpoint]):
 
     def post(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
         return self.route("POST", path, **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **options)
 
 
 # -- from declarations to routes -----------------------------------------------------------------
@@ -276,11 +317,13 @@ async def read_body(request: Request, model: type[BaseModel]) -> BaseModel:
         if len(raw) > MAX_BODY:
             raise ApiError(413, GENERIC[413])
     try:
-        data = json.loads(raw)
+        json.loads(raw)
     except (ValueError, RecursionError):  # not UTF-8, not JSON, nested past reason
         raise ApiError(400, "The body is not JSON.") from None
     try:
-        return model.model_validate(data)
+        # Validated as JSON, not as the Python it loads into: a strict model then takes
+        # dates and enums as JSON spells them, and nothing else ("12" is not 12).
+        return model.model_validate_json(raw)
     except ModelError as problem:
         raise ApiError(422, GENERIC[422], messages(problem, "body")) from None
 
@@ -393,6 +436,7 @@ def openapi_document(
     for e in endpoints:
         wanted.append((e.response, "serialization"))
         wanted += [(m, "validation") for m in (e.query, e.params, e.body) if m is not None]
+        wanted += [(model, "serialization") for _, _, model in e.errors]
     keys, defs = models_json_schema(list(dict.fromkeys(wanted)), ref_template=REF)
     schemas: dict[str, Any] = defs.get("$defs", {})
 
@@ -419,9 +463,10 @@ def openapi_document(
         operation: dict[str, Any] = {
             "operationId": e.name,
             "summary": e.summary,
+            **({"description": e.description} if e.description else {}),
             "tags": [e.tag] if e.tag else [],
             "parameters": parameters,
-            "responses": {
+            "responses": {  # the answer, the kit's errors, then the endpoint's own
                 str(e.status): {
                     "description": e.response.__doc__.strip().split("\n")[0]
                     if e.response.__doc__
@@ -433,6 +478,13 @@ def openapi_document(
                 **{
                     code: {"$ref": f"#/components/responses/{ERROR_RESPONSES[code][0]}"}
                     for code in sorted(errors)
+                },
+                **{
+                    str(code): {
+                        "description": what,
+                        "content": {"application/json": {"schema": keys[(model, "serialization")]}},
+                    }
+                    for code, what, model in e.errors
                 },
             },
         }
