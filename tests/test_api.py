@@ -529,6 +529,27 @@ async def test_a_transition_by_api_moves_the_card_on_every_open_board(app, as_us
     assert page and page[0].actor == "alice"
 
 
+async def test_assigning_by_api_makes_a_created_dispatch_assigned(as_user, http):
+    alice = bearer(await token_of(as_user, "alice"))
+    van = await make_asset("nairobi", "vehicle")
+    made = await made_by_api(http, alice, van)
+    path = ONE.format(site="nairobi", id=made["id"]) + "/assign"
+    outsider = await http.post(
+        path, headers=alice, json={"assignee": await user_id("dana"), "version": 1}
+    )
+    assert outsider.status_code == 422 and "body.assignee" in outsider.json()["fields"]
+    done = await http.post(
+        path, headers=alice, json={"assignee": await user_id("bob"), "version": 1}
+    )
+    assert done.status_code == 200, done.text
+    body = done.json()
+    assert body["status"] == "assigned" and body["assignee"]["name"] == "Bob Wilson"
+    stale = await http.post(
+        path, headers=alice, json={"assignee": await user_id("bob"), "version": 1}
+    )
+    assert stale.status_code == 409
+
+
 async def test_a_stale_version_is_409_saying_who_changed_it(as_user, http):
     alice = bearer(await token_of(as_user, "alice"))
     admin = bearer(await token_of(as_user, "admin"))
@@ -753,6 +774,7 @@ def every_operation(site: str, dispatch_id: int) -> list[tuple[str, str, dict | 
     bodies = {
         "dispatch_create": {"title": "x", "asset": 1},
         "dispatch_transition": {"to": "cancelled", "version": 1, "reason": "x"},
+        "dispatch_assign": {"assignee": 1, "version": 1},
         "dispatch_bulk_transition": {
             "items": [{"id": dispatch_id, "version": 1}],
             "to": "cancelled",

@@ -55,6 +55,7 @@ from tables.dispatches import (
     ItemResult,
     Priority,
     TransitionRefused,
+    assign,
     bulk_transition,
     create_dispatch,
     details_of,
@@ -519,6 +520,37 @@ async def dispatch_transition(
     except DomainError as problem:
         raise refused(problem) from None
     await publish(request, [row["id"]], "dispatch.status")
+    return await dispatch_full(access, row["id"])
+
+
+class AssignIn(In):
+    """Who does it."""
+
+    assignee: RowId = Field(description="A person who works at the site (a user id).")
+    version: RowId = Field(description="The dispatch's version you acted on.")
+
+
+@api.post(
+    "/s/{site}/dispatches/{id}/assign",
+    params=DispatchRef,
+    body=AssignIn,
+    response=DispatchFull,
+    errors={409: STALE},
+)
+async def dispatch_assign(request: Request, params: DispatchRef, body: AssignIn) -> DispatchFull:
+    """Give an open dispatch to someone who works at the site.
+
+    A Created dispatch becomes Assigned (with its history row and event); an Assigned or
+    In Progress one changes hands. Someone who does not work at the site is a 422 at
+    `body.assignee`."""
+    access = site_of(request)
+    try:
+        row = await assign(access.site_id, params.id, body.assignee, access.actor, body.version)
+    except DispatchChanged as stale:
+        raise changed_meanwhile(stale, "the dispatch") from None
+    except DomainError as problem:
+        raise refused(problem) from None
+    await publish(request, [row["id"]], "dispatch.assign")
     return await dispatch_full(access, row["id"])
 
 
