@@ -30,7 +30,7 @@ from live.locks import LockInfo, LockStore
 from routes.access import site_of
 from routes.common import AREAS, Area, path_for, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saving
-from routes.forms import FormErrors, read_form
+from routes.forms import ROW_ID, FormErrors, read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import Change, Forms, FormSpec, FormState, LiveArea, Params, Render
 from tables.assets import assets_of
@@ -148,7 +148,7 @@ def ticked(values: list[str]) -> tuple[list[str], dict[int, int]]:
     for value in values[:1000]:
         number, _, version = value.partition(":")
         ids.append(number)
-        if number.isdigit() and version.isdigit() and len(number) < 10 and len(version) < 10:
+        if ROW_ID.fullmatch(number) and ROW_ID.fullmatch(version):  # ASCII digits ("²" is not)
             versions[int(number)] = int(version)
     return ids, versions
 

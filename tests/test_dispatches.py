@@ -344,6 +344,10 @@ async def test_a_bulk_change_is_all_or_nothing_with_a_result_per_dispatch(app, a
         f"{BOARD}/{truck['id']}/live/poll", params={"regions": "dispatch-head"}
     )
     assert "Cancelled" in soup(refetched).select_one("#dispatch-head .status").get_text()
+    odd = await admin.post(
+        f"{BOARD}/bulk", {"dispatches": ["²:1", "1:²", "x", ""], "to": "assigned"}
+    )
+    assert odd.status_code == 422
     htmx_refused = await admin.post(
         f"{BOARD}/bulk", {"dispatches": ticks, "to": "assigned"}, headers=htmx(admin)
     )
