@@ -15,6 +15,7 @@ from starlette.routing import Route
 from routes.access import user_id
 from routes.common import render, services
 from routes.forms import FormErrors, read_form
+from routes.security import csrf_tokens, set_csrf_cookie
 from tables.base import write_tx
 from tables.orgs import STEP_TTL, issue_token, must_change_password
 
@@ -93,6 +94,8 @@ async def login_submit(request: Request) -> Response:
         return login_form(request, username=username[:USERNAME_MAX], errors=errors, status=422)
 
     throttle = services(request).login_throttle
+    # The peer's address; a proxy's X-Forwarded-For only counts when the proxy is one of
+    # TRUSTED_PROXIES (main.py), so a client cannot name itself afresh for every guess.
     address = request.client.host if request.client else "unknown"
     if await throttle.blocked(address, username):
         errors.add("username", "Too many failed attempts. Wait a few minutes and try again.")
@@ -111,25 +114,29 @@ async def login_submit(request: Request) -> Response:
         # A temporary password opens one step only: choosing their own (no session yet).
         async with write_tx():
             token = await issue_token(uid, STEP_TTL)
-        return RedirectResponse(request.url_for("welcome", token=token), status_code=303)
+        return RedirectResponse(request.url_for("welcome", token=token).path, status_code=303)
     return await start_session(request, uid, safe_next(form.raw("next")))
 
 
 async def start_session(request: Request, uid: int, target: str) -> Response:
-    """A new database session for the user, its cookie, and a 303 to `target`."""
+    """A new database session for the user, its cookie, a CSRF token bound to it (the one
+    from before signing in is good for no session), and a 303 to `target`."""
     now = datetime.now()  # naive local time: what piccolo_api's sessions table expects
     session = await SessionsBase.create_session(
         user_id=uid, expiry_date=now + SESSION_EXPIRY, max_expiry_date=now + MAX_SESSION_EXPIRY
     )
+    settings = services(request).settings
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
         str(session.token),
         httponly=True,
         samesite="lax",
-        secure=services(request).settings.production,
+        secure=settings.production,
         max_age=int(MAX_SESSION_EXPIRY.total_seconds()),
     )
+    token = csrf_tokens(settings.secret_key).issue(str(session.token))
+    set_csrf_cookie(response, token, secure=settings.production)
     return response
 
 
@@ -137,8 +144,12 @@ async def logout(request: Request) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     if token:
         await SessionsBase.remove_session(token)
-    response = RedirectResponse(request.url_for("login"), status_code=303)
+    settings = services(request).settings
+    response = RedirectResponse(request.url_for("login").path, status_code=303)
     response.delete_cookie(SESSION_COOKIE)
+    set_csrf_cookie(  # signed out: the session's token is good for nothing now
+        response, csrf_tokens(settings.secret_key).issue(None), secure=settings.production
+    )
     return response
 
 

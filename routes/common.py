@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from starlette.datastructures import URL
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
@@ -190,7 +191,15 @@ def render(
 
 def redirect(request: Request, url: str, message: str = "") -> Response:
     """After a successful POST: 303 for plain forms, HX-Location for htmx (no page swap);
-    `message` goes along to the page it lands on either way."""
+    `message` goes along to the page it lands on either way.
+
+    An absolute URL of this site (`request.url_for(...)`) goes out as its path: a Location
+    never carries a host name, not even an allowed one."""
+    target = URL(url)
+    if target.netloc and target.netloc == request.url.netloc:
+        url = target.path or "/"
+        url += f"?{target.query}" if target.query else ""
+        url += f"#{target.fragment}" if target.fragment else ""
     if is_htmx(request):
         response: Response = Response(status_code=204, headers={"HX-Location": url})
     else:

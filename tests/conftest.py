@@ -47,6 +47,9 @@ else:
     os.environ["SQLITE_PATH"] = str(Path(tempfile.mkdtemp(prefix="fbtest-")) / "test.sqlite")
 os.environ["REDIS_NAMESPACE"] = f"fbtest-{RUN_ID}"
 os.environ.pop("WORKERS", None)
+# The hosts test clients send: httpx's base_url here, Starlette's TestClient (schemathesis).
+os.environ["ALLOWED_HOSTS"] = "127.0.0.1,localhost,testserver"
+os.environ.pop("TRUSTED_PROXIES", None)
 
 
 def pytest_report_header(config) -> list[str]:
