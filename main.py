@@ -19,6 +19,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import settings as settings_module
 from live.backends import backends
@@ -34,6 +35,7 @@ from routes import (
     errors,
     health,
     me,
+    metrics,
     people,
     reports,
     sites,
@@ -44,13 +46,19 @@ from routes.common import Services, path_builder, templates
 from routes.editing import release_lapsed
 from routes.live import render_presence
 from routes.security import (
+    CSP_REPORT_PATH,
+    CspReportStore,
+    HostCheckMiddleware,
     LoginThrottle,
+    MemoryCspReports,
     MemoryThrottleStore,
     ReadableCSRFMiddleware,
+    RedisCspReports,
     RedisThrottleStore,
     SecurityHeadersMiddleware,
     ThrottleStore,
 )
+from routes.security import routes as security_routes
 from settings import ROOT, Settings
 
 MIGRATION_LOCK = 7_301_001  # any app-wide bigint: serialises migrations across processes
@@ -95,6 +103,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
         RedisThrottleStore(live.redis, ns) if live.redis is not None else MemoryThrottleStore()
     )
     svc = Services(settings, hub, live.locks, LoginThrottle(throttle_store))
+    csp_reports: CspReportStore = (
+        RedisCspReports(live.redis, ns) if live.redis is not None else MemoryCspReports()
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -117,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await db.close_connection_pool()
 
     api_app = api.api_app()
+    api_app.add_middleware(metrics.RequestLatencyMiddleware)  # names the API's route (below)
     site_mount = Mount(
         "/s/{site}",
         routes=[
@@ -134,6 +146,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=[
             *health.routes,
+            *metrics.routes,  # GET /metrics: operators only (and METRICS_TOKEN scrapers)
+            *security_routes,  # POST /csp-report (no CSRF), GET for operators
             *auth.routes,
             *sites.routes,
             *me.routes,
@@ -146,13 +160,28 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Mount(api.PREFIX, api_app, name="api"),  # reached through api.ApiFirst
         ],
         middleware=[
+            Middleware(metrics.RequestLatencyMiddleware),  # by route name: outermost
+            # X-Forwarded-For/-Proto believed from TRUSTED_PROXIES only (none by default:
+            # the peer is the client); uvicorn.run() below trusts no one itself.
+            *(
+                [Middleware(ProxyHeadersMiddleware, trusted_hosts=list(settings.trusted_proxies))]
+                if settings.trusted_proxies
+                else []
+            ),
             Middleware(SecurityHeadersMiddleware, production=settings.production),
+            # Only ALLOWED_HOSTS are answered (400 otherwise), before anything reads the request.
+            Middleware(
+                HostCheckMiddleware, allowed_hosts=settings.allowed_hosts, exempt_paths=["/healthz"]
+            ),
             Middleware(api.ApiFirst, api=api_app),  # bearer tokens only: no cookies, no CSRF
             Middleware(
                 ReadableCSRFMiddleware,  # type: ignore[arg-type]  # BaseHTTPMiddleware typing
+                secret_key=settings.secret_key,  # tokens bound to the session, signed
                 on_refused=errors.csrf_refused,
                 allowed_hosts=list(settings.allowed_hosts),
                 allow_form_param=True,
+                exempt_paths=[CSP_REPORT_PATH],  # browsers send reports without a token
+                secure_cookie=settings.production,
             ),
             Middleware(
                 AuthenticationMiddleware,
@@ -168,6 +197,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     )
     templates.env.globals["path_for"] = path_builder(app)  # paths, right for every viewer
     app.state.services = svc  # reached through routes.common.services(request)
+    app.state.csp_reports = csp_reports  # reached through routes.security.csp_report_store
     return app
 
 
@@ -227,6 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = settings_module.load()
     if problems := settings.problems():
         sys.exit("floorboard cannot start:\n  " + "\n  ".join(problems))
+    os.environ["SECRET_KEY"] = settings.secret_key  # every worker signs with the same key
     api_token = ""
     if not args.no_migrate:
         loaded = asyncio.run(prepare())
@@ -253,7 +284,9 @@ def main(argv: list[str] | None = None) -> None:
         port=settings.port,
         workers=settings.workers,
         timeout_graceful_shutdown=5,
-        proxy_headers=True,
+        # Forwarded headers are the app's business (TRUSTED_PROXIES, in create_app): uvicorn
+        # would otherwise believe them from FORWARDED_ALLOW_IPS, 127.0.0.1 by default.
+        proxy_headers=False,
         log_level="info",
     )
 

@@ -16,6 +16,7 @@ from collections import deque
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
+from live import metrics
 from live.events import Cursor, Event
 
 DEFAULT_MAX_EVENTS = 256
@@ -163,10 +164,12 @@ class Fanout:
         subs = self._by_topic.get(event.topic)
         if not subs:
             return
+        metrics.fanned_out(event)  # the delivery lag counts from here
         # Cut-offs are collected first because ending a subscription edits `subs`.
         full = [sub for sub in subs if not sub._offer(event)]
         for sub in full:
             sub._end("overflowed")
+        metrics.cut_off("overflow", len(full))
 
     def offer_all(self, event: Event) -> None:
         """Offer an event to every local subscription whatever its topics (heartbeats).

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from itertools import islice
 
+from live import metrics
 from live.broker import Broker
 from live.events import Cursor, Event
 
@@ -71,6 +72,7 @@ class MemoryBroker(Broker):
         now = self._clock()
         state.entries.append((now, event))
         self._trim_by_age(state, now)
+        metrics.published(topic, kind)
         self._fanout.deliver(event)
         # Let readers run, as a round trip to Redis would: a loop publishing a burst must
         # not cut off every viewer just because nobody else got the event loop meanwhile.
@@ -78,6 +80,7 @@ class MemoryBroker(Broker):
         return event
 
     async def publish_ephemeral(self, topic: str, kind: str, actor: str, html: str) -> None:
+        metrics.published(topic, kind)
         self._fanout.deliver(Event(topic, 0, "", kind, actor, html, ephemeral=True))
 
     async def cursor(self, topics: list[str]) -> Cursor:

@@ -27,6 +27,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from live import metrics
 from live.broker import Broker
 from live.events import Cursor, Event
 
@@ -203,11 +204,13 @@ class RedisBroker(Broker):
             ],
         )
         self._observe_epoch(epoch)
+        metrics.published(topic, kind)
         return Event(topic, int(seq), position, kind, actor, html)
 
     async def publish_ephemeral(self, topic: str, kind: str, actor: str, html: str) -> None:
         event = Event(topic, 0, "", kind, actor, html, ephemeral=True)
         await self._client.publish(self._key("ev", topic), event.to_json())
+        metrics.published(topic, kind)
 
     # -- history ----------------------------------------------------------------------------
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from typing import Any
 from sse_starlette import ServerSentEvent
 from starlette.types import Receive, Scope, Send
 
+from live import metrics
 from live.broker import Broker, Subscription
 from live.events import Cursor, Event
 
@@ -154,6 +156,7 @@ class LiveStream:
             # Set-Cookie), and a shared one would hand one viewer's token to the next.
             headers = list(HEADERS)
             await send({"type": "http.response.start", "status": 200, "headers": headers})
+            scope[metrics.STREAM_OPENED] = time.perf_counter()  # its request latency ends here
             await self._run(sub, send)
             # The subscription ended (shutdown, overflow, broker reset): finish the body
             # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
@@ -179,20 +182,22 @@ class LiveStream:
     async def _run(self, sub: Subscription, send: Send) -> None:
         loop = asyncio.get_running_loop()
 
-        async def write(chunk: bytes) -> None:
+        async def write(chunk: bytes, event: Event | None = None, *, count: bool = True) -> None:
             # No timer per write (thousands of viewers, every event): the write is stamped,
             # and the hub's ticker cuts off streams stuck in one (cut_off_stalled).
             self.writing_since = loop.time()
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             self.writing_since = 0.0
+            if count:  # an event's frame (`event`: on the live path, where lag is measured)
+                metrics.delivered(event)
 
         single = len(self.topics) == 1
 
-        await write(RETRY)
+        await write(RETRY, count=False)
         cursor = Cursor.decode(self.resume_from, self.topics)
         backlog = await self._backlog(cursor)
         if backlog is None:
-            cursor = await self._resync(write)
+            cursor = await self._resync(write, "resume")
         else:
             for event in backlog:
                 cursor = cursor.advanced(event)  # type: ignore[union-attr]
@@ -202,12 +207,12 @@ class LiveStream:
 
         async for event in sub:
             if event.kind == PING_KIND:
-                await write(PING)
+                await write(PING, count=False)
                 continue
             if event.kind == ENDED_KIND:
                 return  # the reconnect meets the signed-out session (401): page reloads
             if event.ephemeral:  # presence, "bob is moving #12": live only, no id
-                await write(frame(_cache.body(event)))
+                await write(frame(_cache.body(event)), event)
                 continue
             topic = event.topic
             if position_key(event.position) <= position_key(cursor.position(topic)):
@@ -216,7 +221,7 @@ class LiveStream:
             if expected is not None and event.seq > expected + 1:
                 missed = await self.broker.since(topic, cursor.position(topic))
                 if missed is None or self.broker.epoch != cursor.epoch:
-                    cursor = await self._resync(write)
+                    cursor = await self._resync(write, "gap")
                     last_seq.clear()
                     continue
                 for gap_event in missed:
@@ -224,14 +229,16 @@ class LiveStream:
                         break
                     cursor = cursor.advanced(gap_event)
                     last_seq[topic] = gap_event.seq
-                    await write(frame(_cache.body(gap_event), cursor.encode(self.topics)))
+                    await write(
+                        frame(_cache.body(gap_event), cursor.encode(self.topics)), gap_event
+                    )
                 continue
             cursor = cursor.advanced(event)
             last_seq[topic] = event.seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
-                await write(_cache.frame(event, cursor.epoch))
+                await write(_cache.frame(event, cursor.epoch), event)
             else:
-                await write(frame(_cache.body(event), cursor.encode(self.topics)))
+                await write(frame(_cache.body(event), cursor.encode(self.topics)), event)
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
 
@@ -247,8 +254,9 @@ class LiveStream:
             missed.extend(events)
         return missed
 
-    async def _resync(self, write: Callable[[bytes], Awaitable[None]]) -> Cursor:
+    async def _resync(self, write: Callable[[bytes], Awaitable[None]], reason: str) -> Cursor:
         """Send the page's live regions fresh, with a cursor taken before rendering them."""
+        metrics.resynced(reason)
         cursor = await self.broker.cursor(self.topics)
         html = await self.render_regions()
         await write(html_frame(html, cursor.encode(self.topics)))
@@ -256,6 +264,7 @@ class LiveStream:
 
 
 _open: set[LiveStream] = set()  # this process's open streams, for cut_off_stalled()
+metrics.OPEN_STREAMS.set_function(lambda: len(_open))
 
 
 def cut_off_stalled(now: float | None = None) -> int:
@@ -274,6 +283,7 @@ def cut_off_stalled(now: float | None = None) -> int:
         stream._stalled = True
         if stream._task is not None:
             stream._task.cancel()
+    metrics.cut_off("stalled", len(stalled))
     return len(stalled)
 
 

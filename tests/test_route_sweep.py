@@ -33,6 +33,7 @@ ORG_PREFIX = "/o/{org}"
 # with why it needs no membership (or is moved under the site or organisation mount).
 OUTSIDE_TENANTS = {
     "/healthz": "load balancers' probe: says up or down, nothing of a tenant",
+    "/metrics": "platform operators' figures (superusers, METRICS_TOKEN); 404 for others",
     "/csp-report": "browsers' CSP reports (POST); operators read them (GET)",
     "/login": "signing in",
     "/logout": "signing out",

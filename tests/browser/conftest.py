@@ -236,6 +236,36 @@ def base_url(live_server: LiveServer) -> str:
     return live_server.url
 
 
+@pytest.fixture(scope="session")
+def operator(base_url: str) -> Iterator[SiteClient]:
+    """The platform operator over plain HTTP: reads what the server kept (CSP reports)."""
+    ops = SiteClient(base_url, "ops")
+    yield ops
+    ops.close()
+
+
+@pytest.fixture(autouse=True)
+def no_csp_violation_reported(operator: SiteClient) -> Iterator[None]:
+    """Every page a browser test opens runs under the app's CSP with `report-uri
+    /csp-report`: a violation any of them reported to the server fails the test (the pages'
+    own console watch, PageProblems, sees only the pages that ask it to)."""
+    operator.http.get("/csp-report", params={"clear": "1"})
+    yield
+    reports = operator.http.get("/csp-report", params={"clear": "1"}).json()["reports"]
+    reports = [r for r in reports if not is_admin_eval_probe(r)]
+    assert not reports, f"CSP violations reported to the server: {reports}"
+
+
+def is_admin_eval_probe(report: dict[str, Any]) -> bool:
+    """piccolo_admin's bundle tries `eval` once and works without it (the operator's admin
+    test passes under the same strict CSP, no 'unsafe-eval'): known, and not ours."""
+    return (
+        report.get("blocked") == "eval"
+        and "/admin/" in str(report.get("document", ""))
+        and "/admin/assets/" in str(report.get("source", ""))
+    )
+
+
 # --- the browser ---------------------------------------------------------------------------
 
 
