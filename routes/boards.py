@@ -60,7 +60,6 @@ from tables.boards import (
     TicketView,
     add_comment,
     archive_board,
-    assignable_people,
     board_view,
     boards_of,
     comments_of,
@@ -73,7 +72,7 @@ from tables.boards import (
     tickets_by_id,
     update_ticket,
 )
-from tables.people import SiteRef
+from tables.people import SiteRef, assignable_people
 
 AREAS.append(Area("Boards", "boards", "Tickets and workshop jobs, moved and edited together"))
 

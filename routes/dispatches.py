@@ -35,7 +35,6 @@ from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import Change, Forms, FormSpec, FormState, LiveArea, Params, Render
 from tables.assets import assets_of
 from tables.base import DomainError, InvalidInput
-from tables.boards import assignable_people
 from tables.dispatches import (
     DETAIL_KINDS,
     NEXT,
@@ -59,7 +58,7 @@ from tables.dispatches import (
     transition,
     update_detail,
 )
-from tables.people import SiteRef
+from tables.people import SiteRef, assignable_people
 
 AREAS.append(Area("Dispatches", "dispatches", "Jobs on vehicles and trucks, by status"))
 

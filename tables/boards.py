@@ -54,7 +54,7 @@ from piccolo.table import Table
 
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned
-from tables.people import Membership, Site, display_name
+from tables.people import Site, site_member
 
 INT_MAX = 2**31 - 1  # every id column is a PostgreSQL integer: a bigger id names no row
 NAME_MAX = 100
@@ -285,7 +285,7 @@ async def _read_card(
         text = _text(values, "assignee").strip()
         out["assignee"], out["assignee_name"] = None, ""
         if text:
-            person = await _member(site_id, _row_id(text))
+            person = await site_member(site_id, _row_id(text))
             if person is None:
                 errors["assignee"] = "Choose someone who works at this site, or nobody."
             else:
@@ -347,25 +347,6 @@ def _board_name(text: str) -> str:
 
 NO_BOARD = "There is no such board."
 NO_TICKET = "There is no such ticket."
-
-
-async def _member(site_id: int, user_id: int | None) -> dict[str, Any] | None:
-    """A person who works at the site (id, name), or None."""
-    if user_id is None:
-        return None
-    row = await (
-        Membership.select(
-            Membership.user.id.as_alias("id"),
-            Membership.user.username.as_alias("username"),
-            Membership.user.first_name.as_alias("first"),
-            Membership.user.last_name.as_alias("last"),
-        )
-        .where((Membership.site == site_id) & (Membership.user == user_id))
-        .first()
-    )
-    if row is None:
-        return None
-    return {"id": row["id"], "name": display_name(row["first"], row["last"], row["username"])}
 
 
 async def _board(site_id: int, board_id: int) -> dict[str, Any]:
@@ -1202,17 +1183,3 @@ async def boards_of(site_id: int) -> list[BoardSummary]:
     )
     per_board = {row["board"]: row["count"] for row in counts}
     return [BoardSummary(**b, tickets=per_board.get(b["id"], 0)) for b in boards]
-
-
-async def assignable_people(site_id: int) -> list[dict[str, Any]]:
-    """Who a card can be assigned to: the site's people (id, name), by name: 1 query."""
-    rows = await Membership.select(
-        Membership.user.id.as_alias("id"),
-        Membership.user.username.as_alias("username"),
-        Membership.user.first_name.as_alias("first"),
-        Membership.user.last_name.as_alias("last"),
-    ).where(Membership.site == site_id)
-    people = [
-        {"id": r["id"], "name": display_name(r["first"], r["last"], r["username"])} for r in rows
-    ]
-    return sorted(people, key=lambda p: (p["name"].casefold(), p["id"]))

@@ -77,7 +77,7 @@ from tables.assets import (
 )
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned, write_tx
 from tables.boards import DATETIME, UNTYPEABLE, typeable
-from tables.people import Membership, Site, display_name
+from tables.people import Site, site_member
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -630,26 +630,6 @@ def parse_due(raw: Any, tz: ZoneInfo, at: datetime | None = None) -> tuple[datet
     return moment.astimezone(UTC), ""
 
 
-async def _member(site_id: int, raw: Any) -> dict[str, Any] | None:
-    """A person who works at the site (id, name), or None."""
-    user_id = row_id(raw)
-    if user_id is None:
-        return None
-    row = await (
-        Membership.select(
-            Membership.user.id.as_alias("id"),
-            Membership.user.username.as_alias("username"),
-            Membership.user.first_name.as_alias("first"),
-            Membership.user.last_name.as_alias("last"),
-        )
-        .where((Membership.site == site_id) & (Membership.user == user_id))
-        .first()
-    )
-    if row is None:
-        return None
-    return {"id": row["id"], "name": display_name(row["first"], row["last"], row["username"])}
-
-
 async def _site_tz(site_id: int) -> ZoneInfo:
     row = await Site.select(Site.timezone).where(Site.id == site_id).first()
     if row is None:
@@ -685,7 +665,7 @@ async def read_dispatch_values(site_id: int, values: Mapping[str, Any]) -> dict[
     out["assignee"] = None
     raw = values.get("assignee")
     if raw not in (None, ""):
-        out["assignee"] = await _member(site_id, raw)
+        out["assignee"] = await site_member(site_id, row_id(raw))
         if out["assignee"] is None:
             errors["assignee"] = "Choose someone who works at this site, or nobody."
     out["due_at"], why = parse_due(values.get("due_at"), await _site_tz(site_id))
@@ -1128,7 +1108,7 @@ async def assign(
     seen = row_id(version)
     async with write_tx():
         row = await _dispatch(site_id, dispatch_id)
-        person = await _member(site_id, assignee)
+        person = await site_member(site_id, row_id(assignee))
         if person is None:
             raise InvalidInput({"assignee": "Choose someone who works at this site."})
         if row["status"] not in OPEN:

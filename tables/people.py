@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 from piccolo.apps.user.tables import BaseUser
@@ -182,6 +183,40 @@ async def site_access(slug: str, user_id: int) -> SiteAccess | None:
         display_name=display_name(user["first_name"], user["last_name"], user["username"]),
         role=row["role"],
     )
+
+
+async def site_member(site_id: int, user_id: int | None) -> dict[str, Any] | None:
+    """A person who works at the site (id, name), or None: who a card or a dispatch can be
+    given to."""
+    if user_id is None:
+        return None
+    row = await (
+        Membership.select(
+            Membership.user.id.as_alias("id"),
+            Membership.user.username.as_alias("username"),
+            Membership.user.first_name.as_alias("first"),
+            Membership.user.last_name.as_alias("last"),
+        )
+        .where((Membership.site == site_id) & (Membership.user == user_id))
+        .first()
+    )
+    if row is None:
+        return None
+    return {"id": row["id"], "name": display_name(row["first"], row["last"], row["username"])}
+
+
+async def assignable_people(site_id: int) -> list[dict[str, Any]]:
+    """Who work can be given to: the site's people (id, name), by name: 1 query."""
+    rows = await Membership.select(
+        Membership.user.id.as_alias("id"),
+        Membership.user.username.as_alias("username"),
+        Membership.user.first_name.as_alias("first"),
+        Membership.user.last_name.as_alias("last"),
+    ).where(Membership.site == site_id)
+    people = [
+        {"id": r["id"], "name": display_name(r["first"], r["last"], r["username"])} for r in rows
+    ]
+    return sorted(people, key=lambda p: (p["name"].casefold(), p["id"]))
 
 
 async def members_of(site_id: int) -> list[dict[str, str]]:

@@ -12,6 +12,7 @@ The environment is set at import time, before anything imports piccolo_conf or t
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
 import uuid
@@ -173,6 +174,24 @@ async def as_user(app):
     yield open_as
     for http in opened:
         await http.aclose()
+
+
+async def events_of(app, topic: str, act, wanted: int = 1) -> list:
+    """The durable events `act()` publishes on a topic (at least `wanted` of them): the
+    subscription is made first, so nothing `act` publishes is missed."""
+    feed = app.state.services.broker.subscribe([topic])
+    try:
+        await asyncio.sleep(0.05)
+        await act()
+        seen: list = []
+        async with asyncio.timeout(5):
+            while len(seen) < wanted:
+                event = await anext(feed)
+                if not event.ephemeral:
+                    seen.append(event)
+        return seen
+    finally:
+        feed.close()
 
 
 def soup(response) -> BeautifulSoup:

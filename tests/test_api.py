@@ -32,7 +32,7 @@ from tables.dispatches import (
 )
 from tables.orgs import OrgActivity
 from tables.people import Membership, Role, Site, SiteRef
-from tests.conftest import texts
+from tests.conftest import events_of, texts
 from tests.factories import actor, make_asset, site_id
 
 LIST = "/api/v1/s/{site}/dispatches"
@@ -410,23 +410,6 @@ async def site_ref(slug: str) -> SiteRef:
 
 async def user_id(username: str) -> int:
     return (await actor(username)).id
-
-
-async def events_of(app, topic: str, act, wanted: int = 1):
-    """What `act` publishes on `topic` (durable events only)."""
-    feed = app.state.services.broker.subscribe([topic])
-    try:
-        await asyncio.sleep(0.05)
-        await act()
-        seen = []
-        async with asyncio.timeout(5):
-            while len(seen) < wanted:
-                event = await anext(feed)
-                if not event.ephemeral:
-                    seen.append(event)
-        return seen
-    finally:
-        feed.close()
 
 
 async def create(http, token: dict, site: str = "nairobi", **body) -> httpx.Response:

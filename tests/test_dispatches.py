@@ -17,7 +17,7 @@ from tables.dispatches import (
     assign,
     create_dispatch,
 )
-from tests.conftest import soup, texts
+from tests.conftest import events_of, soup, texts
 from tests.factories import actor, draft_of, make_asset, make_parcels, site_id, vehicle_id
 from tests.test_drafts import open_transport, transport_fields
 
@@ -26,23 +26,6 @@ BOARD = "/s/nairobi/dispatches"
 
 def htmx(client) -> dict[str, str]:
     return {"HX-Request": "true", "HX-Request-Type": "partial", "X-CSRFToken": client.csrftoken}
-
-
-async def events_of(app, topic: str, act, wanted: int = 1):
-    """What `act` publishes on `topic` (durable events only)."""
-    feed = app.state.services.broker.subscribe([topic])
-    try:
-        await asyncio.sleep(0.05)
-        await act()
-        seen = []
-        async with asyncio.timeout(5):
-            while len(seen) < wanted:
-                event = await anext(feed)
-                if not event.ephemeral:
-                    seen.append(event)
-        return seen
-    finally:
-        feed.close()
 
 
 async def a_dispatch(type_key: str = "vehicle", model=None, title: str = "Run to Thika", **more):

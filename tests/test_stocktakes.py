@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import pytest
 from piccolo.apps.user.tables import BaseUser
 
-from live.broker import Subscription
 from routes.stocktakes import REVEALED, STOCKTAKE, STOCKTAKES
 from tables.activity import Activity
 from tables.base import write_tx
@@ -29,7 +28,7 @@ from tables.stocktakes import (
     StocktakeLine,
     stocktake_view,
 )
-from tests.conftest import soup, texts
+from tests.conftest import events_of, soup, texts
 from tests.factories import site_id
 from tests.test_boards_hostile import HOSTILE
 
@@ -149,23 +148,6 @@ async def line_of(place: Bar, url: str, name: str):
 async def count(client, url: str, line, full: str, partial: str = "", **kw):
     data = {"version": line.version, "full": full, "partial": partial, "client_id": "", **kw}
     return await client.post(f"{url}/lines/{line.id}/count", data, headers=kw.pop("headers", {}))
-
-
-async def events_of(app, topic: str, act, kinds: int = 1) -> list:
-    """The non-ephemeral events `act()` publishes on a topic (at least `kinds` of them)."""
-    feed: Subscription = app.state.services.broker.subscribe([topic])
-    try:
-        await asyncio.sleep(0.05)
-        await act()
-        seen = []
-        async with asyncio.timeout(5):
-            while len(seen) < kinds:
-                event = await anext(feed)
-                if not event.ephemeral:
-                    seen.append(event)
-        return seen
-    finally:
-        feed.close()
 
 
 # -- the list ----------------------------------------------------------------------------------

@@ -28,7 +28,6 @@ from tables.boards import (
     add_comment,
     age_state,
     archive_board,
-    assignable_people,
     board_view,
     boards_of,
     comments_of,
@@ -41,6 +40,7 @@ from tables.boards import (
     tickets_by_id,
     update_ticket,
 )
+from tables.people import assignable_people
 from tests.factories import site_id
 
 # -- factories ------------------------------------------------------------------------------
