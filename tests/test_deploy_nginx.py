@@ -11,8 +11,8 @@ through nginx only.
 
 Processes: A starts first and migrates (and loads the demo data), B and C start with
 `--no-migrate`, as deploy/README.md says production processes do. Always PostgreSQL + a
-private Redis: under FB_TEST_DB=sqlite every test here FAILS; without nginx they fail under
-CI (`CI` set) and are skipped elsewhere, saying why.
+private Redis: under FB_TEST_DB=sqlite, or without Debian's nginx, every test here FAILS,
+saying why (never skipped: `.ci/run` installs nginx).
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
-import os
 import random
 import re
 import time
@@ -579,11 +578,11 @@ async def _kill_9_under_viewers(
     assert len(ok) >= len(answers) * 0.8, f"too many writes failed: {refused}"
 
 
-# --- without PostgreSQL, or without nginx under CI, these tests FAIL ----------------------------
+# --- without PostgreSQL or without nginx, these tests FAIL -------------------------------------
 
 _WHY_NOT = NEEDS_POSTGRES if ENGINE != "postgres" else NEEDS_NGINX if NGINX is None else ""
 
-if _WHY_NOT and (ENGINE != "postgres" or os.environ.get("CI")):
+if _WHY_NOT:
 
     def _fails(name: str, why: str):
         # A fresh function without fixtures: it FAILS (not ERRORs at set-up, not skips).
@@ -595,5 +594,3 @@ if _WHY_NOT and (ENGINE != "postgres" or os.environ.get("CI")):
 
     for _name in [n for n in list(globals()) if n.startswith("test_")]:
         globals()[_name] = _fails(_name, _WHY_NOT)
-elif _WHY_NOT:
-    pytestmark = [pytestmark, pytest.mark.skip(reason=f"{_WHY_NOT} (under CI this fails)")]
