@@ -59,6 +59,31 @@ def pytest_report_header(config) -> list[str]:
     return [f"floorboard: database engine {ENGINE} at {where}; broker {broker}"]
 
 
+# Figures a test measured (the Must-show numbers of the deploy, fault and sweep tests), printed
+# together at the end of the run so that they are in CI's log without `-s`.
+_FIGURES: list[tuple[str, str]] = []
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """`figures("…")` records a line for the run's "figures" summary (and prints it too)."""
+
+    def record(text: str) -> None:
+        _FIGURES.append((request.node.nodeid, text.strip()))
+        print(f"\n[{text.strip()}]")
+
+    return record
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _FIGURES:
+        return
+    terminalreporter.section(f"figures ({ENGINE})")
+    for nodeid, text in _FIGURES:
+        terminalreporter.write_line(f"{nodeid}:")
+        terminalreporter.write_line(f"    {text}")
+
+
 async def delete_namespace(client: aioredis.Redis, namespace: str) -> None:
     """Remove every Redis key a test (or a run) made under its namespace."""
     keys = [key async for key in client.scan_iter(match=f"{namespace}:*", count=1000)]

@@ -951,7 +951,7 @@ async def scratch_site():
 FUZZ_EXAMPLES = 400  # of all operations, both modes (and 100 creations): well under a minute
 
 
-async def test_api_fuzzed_from_its_own_openapi_document(app, as_user, scratch_site):
+async def test_api_fuzzed_from_its_own_openapi_document(app, as_user, scratch_site, figures):
     """Every generated request, valid or not, with a valid token: never a 500, and every
     answer matches the document (status, content type, schema, auth). Valid requests may
     still be refused by the rules a schema cannot say (an asset of this site, mileage end
@@ -1035,5 +1035,5 @@ async def test_api_fuzzed_from_its_own_openapi_document(app, as_user, scratch_si
             check()
 
     await asyncio.to_thread(fuzz)
-    print("fuzz statuses:", dict(sorted(seen.items())))
+    figures(f"API fuzz (schemathesis) statuses: {dict(sorted(seen.items()))}")
     assert {200, 201, 404, 422} <= set(seen), seen

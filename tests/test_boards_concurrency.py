@@ -231,7 +231,7 @@ def pick_move(rng: random.Random, order: list[int], versions: dict[int, int]) ->
 # -- the acceptance item -----------------------------------------------------------------------
 
 
-async def test_twenty_concurrent_moves_in_one_column_end_the_same_everywhere(as_user, app):
+async def test_twenty_concurrent_moves_in_one_column_end_the_same_everywhere(as_user, app, figures):
     seed = random.randrange(1 << 30)
     rng = random.Random(seed)
     why = f"(seed {seed})"
@@ -354,8 +354,8 @@ async def test_twenty_concurrent_moves_in_one_column_end_the_same_everywhere(as_
         shown = [order for data in events if (order := column_in(data, todo)) is not None]
         assert shown and shown[-1] == final, (shown, final, why)
         assert any(follows([tuple(o) for o in shown], run) for run in runs), (shown, runs, why)
-        print(
-            f"\n{len(plans)} moves by {len(MOVERS)} users in {burst:.2f} s: "
+        figures(
+            f"{len(plans)} moves by {len(MOVERS)} users in {burst:.2f} s: "
             f"{statuses[200]} x 200 ({changed} changed, {already} already there), "
             f"{statuses[409]} x 409; "
             f"{len(viewers)} viewers each got {changed} events {why}"

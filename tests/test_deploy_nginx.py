@@ -161,7 +161,9 @@ def presence_of(page: str) -> set[str]:
     return {n.strip() for n in html.unescape(found[1]).split(",")} if found else set()
 
 
-async def test_sign_in_act_and_receive_through_nginx(nginx: NginxServer, apps: list[Server]):
+async def test_sign_in_act_and_receive_through_nginx(
+    nginx: NginxServer, apps: list[Server], figures
+):
     started = time.monotonic()
     alice = await signed_in_client(nginx.url, "alice")  # GET /login, POST with its CSRF token
     bob = await signed_in_client(nginx.url, "bob")
@@ -203,14 +205,14 @@ async def test_sign_in_act_and_receive_through_nginx(nginx: NginxServer, apps: l
         await bob.aclose()
     log = nginx.errors()
     assert "[error]" not in log and "[crit]" not in log, log
-    print(
-        f"\n[nginx + {len(apps)} processes: 2 sign-ins in {signed_in:.2f} s; stream's first "
+    figures(
+        f"nginx + {len(apps)} processes: 2 sign-ins in {signed_in:.2f} s; stream's first "
         f"frame in {first_frame * 1000:.0f} ms; POST -> event on the viewer: "
-        f"median {sorted(delays)[2] * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms]"
+        f"median {sorted(delays)[2] * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
     )
 
 
-async def test_a_client_cannot_name_its_own_address_through_nginx(nginx: NginxServer):
+async def test_a_client_cannot_name_its_own_address_through_nginx(nginx: NginxServer, figures):
     """nginx overwrites X-Forwarded-For and the app believes it from nginx only: failed
     sign-ins each claiming another address are still counted against the real one."""
     username = f"nobody-{RUN}"
@@ -225,7 +227,7 @@ async def test_a_client_cannot_name_its_own_address_through_nginx(nginx: NginxSe
                 break
         else:
             pytest.fail("10 failed sign-ins from ten claimed addresses were never throttled")
-    print(f"\n[sign-in throttled after {attempt - 1} failures, each claiming a new address]")
+    figures(f"sign-in throttled after {attempt - 1} failures, each claiming a new address")
 
 
 def route_paths(routes, prefix: str = "") -> Iterator[str]:
@@ -364,7 +366,11 @@ def percentile(values: list[float], p: float) -> float:
 
 
 async def test_kill_9_under_300_viewers_through_nginx(
-    nginx: NginxServer, apps: list[Server], redis_server: RedisServer, database_url: str
+    nginx: NginxServer,
+    apps: list[Server],
+    redis_server: RedisServer,
+    database_url: str,
+    figures,
 ):
     users = {
         name: await signed_in_client(nginx.url, name)
@@ -373,7 +379,9 @@ async def test_kill_9_under_300_viewers_through_nginx(
     viewers: list[Viewer] = []
     tasks: list[asyncio.Task[None]] = []
     try:
-        await _kill_9_under_viewers(nginx, apps, redis_server, database_url, users, viewers, tasks)
+        await _kill_9_under_viewers(
+            nginx, apps, redis_server, database_url, users, viewers, tasks, figures
+        )
     finally:
         for task in tasks:
             task.cancel()
@@ -390,6 +398,7 @@ async def _kill_9_under_viewers(
     users: dict[str, httpx.AsyncClient],
     viewers: list[Viewer],
     tasks: list[asyncio.Task[None]],
+    figures,
 ) -> None:
     def cookie(client: httpx.AsyncClient) -> str:
         return f"id={client.cookies['id']}; csrftoken={client.cookies['csrftoken']}"
@@ -559,8 +568,8 @@ async def _kill_9_under_viewers(
     refused = {note: status for note, status in answers.items() if note not in ok}
     refusals = sorted({str(status) for status in refused.values()})
 
-    print(
-        f"\n[kill -9 under {len(viewers)} viewers through nginx: streams opened in "
+    figures(
+        f"kill -9 under {len(viewers)} viewers through nginx: streams opened in "
         f"{opened_in:.1f} s, spread {spread}; killed {victim.name} holding {held} "
         f"connections; {len(reconnected)} viewers reconnected, reconnect time "
         f"p50 {percentile(times, 50) * 1000:.0f} ms, p99 {percentile(times, 99) * 1000:.0f} ms, "
@@ -569,7 +578,7 @@ async def _kill_9_under_viewers(
         f"events lost {lost}, duplicates {duplicates}, viewers out of order/altered {wrong}; "
         f"writes {len(answers)}: {len(ok)} answered 2xx, all in the database "
         f"({len(missing)} missing), {len(refused)} not ({refusals}); "
-        f"presence right {presence_right:.1f} s after the kill]"
+        f"presence right {presence_right:.1f} s after the kill"
     )
     assert len(reconnected) >= held // 2 > 0, "the killed process held no streams"
     assert lost == 0 and duplicates == 0 and wrong == 0

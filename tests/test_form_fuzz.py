@@ -188,7 +188,7 @@ async def fingerprint(sql: str) -> tuple:
     return tuple(sorted(tuple(str(v) for v in row.values()) for row in rows))
 
 
-async def test_no_form_body_gets_a_500_and_a_refusal_writes_nothing(app, caplog):
+async def test_no_form_body_gets_a_500_and_a_refusal_writes_nothing(app, caplog, figures):
     caplog.set_level(logging.WARNING)
     started = time.perf_counter()
     own = await site_of_its_own()
@@ -280,8 +280,8 @@ async def test_no_form_body_gets_a_500_and_a_refusal_writes_nothing(app, caplog)
 
     found = {e.key for e in posts}
     elapsed = time.perf_counter() - started
-    print(
-        f"\nform fuzz: {len(found)} POST routes found, {len(fuzzed)} fuzzed "
+    figures(
+        f"form fuzz: {len(found)} POST routes found, {len(fuzzed)} fuzzed "
         f"({len(by_route)} with a rendered form, the rest from a pool of {len(pool)} names); "
         f"{counts['requests']} requests: {counts['ok']} accepted, {counts['4xx']} refused, "
         f"{counts['5xx']} x 5xx, {counts['error']} errors; {elapsed:.1f}s"

@@ -553,7 +553,7 @@ STREAMS = 1000
 
 
 async def test_shutdown_with_a_thousand_open_streams(
-    env: dict[str, str], server_a: Server, users, capsys
+    env: dict[str, str], server_a: Server, users, figures
 ):
     server = Server(env, name="C")
     with running(server):
@@ -606,11 +606,10 @@ async def test_shutdown_with_a_thousand_open_streams(
         finally:
             for _, writer in streams:
                 writer.close()
-        with capsys.disabled():
-            print(
-                f"\n[{STREAMS} streams opened in {open_took:.1f} s; "
-                f"SIGTERM -> exit {server.returncode} in {took:.2f} s]"
-            )
+        figures(
+            f"{STREAMS} streams opened in {open_took:.1f} s; "
+            f"SIGTERM -> exit {server.returncode} in {took:.2f} s"
+        )
 
 
 async def test_shutdown_ends_open_streams_without_waiting_out_the_grace_period(

@@ -292,7 +292,7 @@ async def test_every_route_is_swept_or_deliberately_outside_the_tenants(app):
     assert not stray_mounts, f"mounts the sweep cannot read: {stray_mounts}"
 
 
-async def test_outsiders_get_the_unknown_sites_404_on_every_route(app, as_user):
+async def test_outsiders_get_the_unknown_sites_404_on_every_route(app, as_user, figures):
     started = time.perf_counter()
     endpoints, _, _ = route_table(app)
     site_endpoints = [e for e in endpoints if e.scope == "site"]
@@ -316,8 +316,8 @@ async def test_outsiders_get_the_unknown_sites_404_on_every_route(app, as_user):
     found = {e.key for e in endpoints}
     missing = sorted(found - covered)
     elapsed = time.perf_counter() - started
-    print(
-        f"\nroute sweep: {len(found)} routes found "
+    figures(
+        f"route sweep: {len(found)} routes found "
         f"({sum(not e.is_api for e in site_endpoints)} under /s/{{site}}, "
         f"{sum(e.is_api for e in site_endpoints)} under /api/v1/s/{{site}}, "
         f"{len(org_endpoints)} under /o/{{org}}), "
