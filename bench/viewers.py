@@ -42,14 +42,25 @@ class Pool:
         self.port: int = cfg["port"]
         self.posts: int = cfg["posts"]
         self.n: int = cfg["viewers"]
-        self.request = (
-            f"GET {cfg['path']} HTTP/1.1\r\n"
-            f"Host: {self.host}:{self.port}\r\n"
-            f"Cookie: {cfg['cookie']}\r\n"
-            "Accept: text/event-stream\r\n"
-            "Cache-Control: no-store\r\n"
-            "\r\n"
-        ).encode()
+        # Several pages (--pages): viewer i of this process watches page (first + i) % pages,
+        # and expects the posts made on that page only.
+        paths: list[str] = cfg.get("paths") or [cfg["path"]]
+        self.first: int = cfg.get("first", 0)
+        self.requests = [
+            (
+                f"GET {path} HTTP/1.1\r\n"
+                f"Host: {self.host}:{self.port}\r\n"
+                f"Cookie: {cfg['cookie']}\r\n"
+                "Accept: text/event-stream\r\n"
+                "Cache-Control: no-store\r\n"
+                "\r\n"
+            ).encode()
+            for path in paths
+        ]
+        post_pages: list[int] = cfg.get("post_pages") or [0] * self.posts
+        self.page_masks = [0] * len(paths)
+        for k, page in enumerate(post_pages):
+            self.page_masks[page] |= 1 << k
         self.arrivals = array("d", bytes(8 * self.n * self.posts))  # 0.0 = not (yet) seen
         self.connected = 0
         self.failed = 0
@@ -63,14 +74,18 @@ class Pool:
         self.all_done = asyncio.Event()
         self.viewers: list[Viewer] = []
         self.stopping = False
-        self.full_mask = (1 << self.posts) - 1
+        self.event_bytes: list[int] = []  # the size of each distinct event's frame
         self.event_masks: dict[bytes, int] = {}  # id line -> bit mask of the posts it carries
         # --trace-ids: every id each viewer received, to find viewers that missed an event
         self.trace: list[list[bytes]] | None = (
             [[] for _ in range(self.n)] if cfg.get("trace") else None
         )
 
+    def page_of(self, index: int) -> int:
+        return (self.first + index) % len(self.requests)
+
     def learn_event(self, event_id: bytes, frame: bytes) -> int:
+        self.event_bytes.append(len(event_id) + len(frame) + 6)  # "id: " ... "\n\n"
         mask = 0
         for digits in _MARKERS.findall(frame):
             k = int(digits)
@@ -85,7 +100,18 @@ class Pool:
 
 
 class Viewer(asyncio.Protocol):
-    __slots__ = ("base", "buf", "index", "opened", "pending", "pool", "seen", "state", "transport")
+    __slots__ = (
+        "base",
+        "buf",
+        "index",
+        "opened",
+        "pending",
+        "pool",
+        "seen",
+        "state",
+        "transport",
+        "want",
+    )
 
     def __init__(self, pool: Pool, index: int) -> None:
         self.pool = pool
@@ -95,12 +121,14 @@ class Viewer(asyncio.Protocol):
         self.buf = b""
         self.pending = b""
         self.seen = 0  # bit k set: post k has arrived
+        self.want = pool.page_masks[pool.page_of(index)]  # the posts made on its page
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
-        transport.write(self.pool.request)  # type: ignore[attr-defined]
+        request = self.pool.requests[self.pool.page_of(self.index)]
+        transport.write(request)  # type: ignore[attr-defined]
 
     def connection_lost(self, exc: Exception | None) -> None:
         pool = self.pool
@@ -150,6 +178,10 @@ class Viewer(asyncio.Protocol):
             self.opened.set_result(None)
             pool.connected += 1
             pool._settled()
+            if not self.want:  # a page nobody posts on: nothing to wait for
+                pool.complete += 1
+                if pool.complete == pool.n:
+                    pool.all_done.set()
             data = buf[at:]
         elif state == 3:
             return
@@ -191,7 +223,7 @@ class Viewer(asyncio.Protocol):
             mask = pool.event_masks.get(buf[j + 5 : e])
             if mask is None:
                 mask = pool.learn_event(buf[j + 5 : e], buf[e:t])
-            new = mask & ~self.seen
+            new = mask & ~self.seen & self.want
             if new:
                 self.seen |= new
                 arrivals, base = pool.arrivals, self.base
@@ -199,7 +231,7 @@ class Viewer(asyncio.Protocol):
                     low = new & -new
                     arrivals[base + low.bit_length() - 1] = now
                     new ^= low
-                if self.seen == pool.full_mask:
+                if self.seen == self.want:
                     pool.complete += 1
                     if pool.complete == pool.n:
                         pool.all_done.set()
@@ -307,7 +339,10 @@ async def _run(conn: Any, cfg: dict[str, Any]) -> None:
             "bytes_in": pool.bytes_in,
             "messages_in": pool.messages_in,
             "viewers_with_nothing": sum(1 for v in pool.viewers if v.state == 2 and not v.seen),
-            "viewers_incomplete": sum(1 for v in pool.viewers if v.seen != pool.full_mask),
+            "viewers_incomplete": sum(1 for v in pool.viewers if v.seen != v.want),
+            "event_bytes_mean": (
+                sum(pool.event_bytes) / len(pool.event_bytes) if pool.event_bytes else 0
+            ),
             "distinct_events": len(pool.event_masks),
             **_trace_summary(pool),
             "cpu_s_since_connected": _cpu() - cpu0,

@@ -12,6 +12,11 @@ signed-in clients and an SSE reader. No pytest fixtures in here, so `bench/` can
   cleaned of whatever the calling process set up for itself (SQLite path, workers, port).
 - `RedisServer()`: a private `redis-server --port <free> --save "" --appendonly no`;
   `stop()` and `restart()` lose every key, exactly like a Redis restart in production.
+- `PostgresServer()`: a private PostgreSQL 15 cluster (initdb into a temp dir, run as the
+  `postgres` OS user when we are root, trust auth, its socket in that dir) on a free port;
+  `start()`, `stop()` (pg_ctl's fast shutdown: clients are disconnected, like a real
+  `systemctl stop`), `restart(down_for)` and `cleanup()` (stop and delete the cluster).
+  `url` is its `postgres` database, which the tests' servers migrate and use.
 - `NginxServer(upstream_ports)`: Debian's nginx running `deploy/nginx/floorboard.conf`
   (rendered for those ports by `render_nginx_site`) from a private prefix, as the current
   user; `nginx_binary()` says whether it is installed, `established_to(port)` counts the
@@ -319,6 +324,87 @@ class RedisServer(_Process):
         self.stop()
         time.sleep(down_for)
         self.start()
+
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster that a test may stop and start under the app.
+
+    PostgreSQL refuses to run as root, so as root its commands run as the `postgres` OS
+    user (`runuser`), and the cluster's directory belongs to that user. Nothing is
+    fsynced: the cluster is thrown away after the test.
+    """
+
+    def __init__(self, port: int | None = None, bin_dir: Path = PG_BIN) -> None:
+        self.port = port or free_port()
+        self.bin_dir = bin_dir
+        self.dir = Path(tempfile.mkdtemp(prefix="fb-pg-"))
+        self.data = self.dir / "data"
+        self.log_path = self.dir / "postgres.log"
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        self._as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self._as:
+            shutil.chown(self.dir, "postgres", "postgres")
+        self._initialised = False
+
+    def _run(self, tool: str, *args: str, timeout: float = 60.0) -> None:
+        argv = [*self._as, str(self.bin_dir / tool), *args]
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+        if done.returncode != 0:
+            raise ServerError(
+                f"{tool} {' '.join(args)} exited with {done.returncode}:\n"
+                f"{done.stdout[-LOG_TAIL:]}{done.stderr[-LOG_TAIL:]}\n{self.log_tail()}"
+            )
+
+    def start(self, timeout: float = 30.0) -> PostgresServer:
+        """initdb (the first time), then start and wait until it accepts connections."""
+        if not self._initialised:
+            self._run(
+                "initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust",
+                "-E", "UTF8", "--locale=C", "--no-sync",
+            )  # fmt: skip
+            self._initialised = True
+        options = (
+            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", options,
+            "-w", "-t", str(int(timeout)), "start",
+        )  # fmt: skip
+        return self
+
+    def stop(self, mode: str = "fast") -> float:
+        """Stop it (`fast`: roll back open transactions and disconnect every client);
+        returns the seconds it took. Nothing if it is not running."""
+        started = time.monotonic()
+        if self.running:
+            self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+        return time.monotonic() - started
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    @property
+    def running(self) -> bool:
+        return (self.data / "postmaster.pid").exists()
+
+    def cleanup(self) -> None:
+        """Stop it whatever state it is in, and delete the cluster."""
+        with contextlib.suppress(ServerError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        if not os.environ.get("FB_KEEP_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def log_tail(self, chars: int = LOG_TAIL) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except (FileNotFoundError, PermissionError):
+            return "(no log)"
 
 
 # --- a real load balancer -------------------------------------------------------------------
