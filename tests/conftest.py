@@ -13,17 +13,21 @@ The environment is set at import time, before anything imports piccolo_conf or t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 from uuid import uuid4
 
 import pytest
 import redis.asyncio as aioredis
 from bs4 import BeautifulSoup
+from piccolo.engine import engine_finder
 
 from live.broker import Broker
 from live.memory_broker import MemoryBroker
@@ -217,6 +221,31 @@ async def events_of(app, topic: str, act, wanted: int = 1) -> list:
         return seen
     finally:
         feed.close()
+
+
+_COUNTED: ContextVar[list[str] | None] = ContextVar("counted_queries", default=None)
+
+
+@contextlib.contextmanager
+def count_queries() -> Iterator[list[str]]:
+    """Every query the engine runs inside the block for this task and the tasks it starts —
+    not a background chore of some app that happens to run meanwhile (that made a fixed
+    query count read one more, once in a while)."""
+    db = engine_finder()
+    original = type(db).run_querystring
+    seen: list[str] = []
+
+    async def counting(self, querystring, in_pool=True):
+        if (bucket := _COUNTED.get()) is not None:
+            bucket.append(str(querystring))
+        return await original(self, querystring, in_pool)
+
+    token = _COUNTED.set(seen)
+    try:
+        with patch.object(type(db), "run_querystring", counting):
+            yield seen
+    finally:
+        _COUNTED.reset(token)
 
 
 def soup(response) -> BeautifulSoup:

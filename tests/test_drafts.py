@@ -4,16 +4,14 @@ and isolation between branches."""
 from __future__ import annotations
 
 import asyncio
-from unittest.mock import patch
 
 import pytest
-from piccolo.engine import engine_finder
 
 from routes.drafts import TRANSPORT
 from tables.dispatches import Dispatch, DispatchParcel
 from tables.drafts import Parcel, ParcelStatus, board, parcel_rows
 from tables.people import SiteRef
-from tests.conftest import soup, texts
+from tests.conftest import count_queries, soup, texts
 from tests.factories import draft_of, make_parcels, site_id, vehicle_id
 
 DRAFTS = "/s/nairobi/drafts"
@@ -353,18 +351,7 @@ async def test_outsiders_get_404_on_every_page_stream_and_action(as_user, userna
 async def test_the_drafts_page_reads_in_a_fixed_number_of_queries(as_user):
     """No N+1: the same count of queries with 1 draft or 20."""
     sid = await site_id("nairobi")
-    db = engine_finder()
-    counted: list[str] = []
-    original = db.run_querystring
-
-    async def counting(querystring, in_pool=True):
-        counted.append(str(querystring))
-        return await original(querystring, in_pool)
-
-    async def counting_method(self, querystring, in_pool=True):
-        return await counting(querystring, in_pool)
-
-    with patch.object(type(db), "run_querystring", counting_method):
+    with count_queries() as counted:
         await board(sid)
         await parcel_rows(sid)
     assert len(counted) == 3 + 2

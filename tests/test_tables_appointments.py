@@ -39,8 +39,8 @@ from tables.appointments import (
 )
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
 from tables.boards import Board, BoardColumn, Ticket
+from tests.conftest import count_queries
 from tests.factories import site_id
-from tests.test_tables_boards import count_queries
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 DUBLIN = ZoneInfo("Europe/Dublin")

@@ -7,14 +7,10 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from unittest.mock import patch
 
 import pytest
 from piccolo.apps.user.tables import BaseUser
-from piccolo.engine import engine_finder
 
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
@@ -41,6 +37,7 @@ from tables.boards import (
     update_ticket,
 )
 from tables.people import assignable_people
+from tests.conftest import count_queries
 from tests.factories import site_id
 
 # -- factories ------------------------------------------------------------------------------
@@ -95,21 +92,6 @@ async def ticket(ticket_id: int) -> dict:
 async def move(board: dict, ticket_id: int, version: int, to: int, after: int | None, who, **kw):
     async with write_tx():
         return await move_ticket(board["site"], ticket_id, version, to, after, who, **kw)
-
-
-@contextmanager
-def count_queries() -> Iterator[list[str]]:
-    """Every query the engine runs inside the block (as tests/test_drafts.py counts them)."""
-    db = engine_finder()
-    seen: list[str] = []
-    original = db.run_querystring
-
-    async def counting(self, querystring, in_pool=True):
-        seen.append(str(querystring))
-        return await original(querystring, in_pool)
-
-    with patch.object(type(db), "run_querystring", counting):
-        yield seen
 
 
 # -- positions under concurrency ----------------------------------------------------------

@@ -42,8 +42,8 @@ from tables.dispatches import (
     update_detail,
 )
 from tables.drafts import add_parcels, finalise, set_transport
+from tests.conftest import count_queries
 from tests.factories import actor, make_asset, make_parcels, site_id, vehicle_id
-from tests.test_tables_boards import count_queries
 
 REEFER = ("Isuzu", "FRR Reefer")
 ALL_PASSED = {name: "pass" for name, _ in CHECKS}

@@ -45,8 +45,8 @@ from tables.stocktakes import (
     stocktakes_of,
     variance_by_category,
 )
+from tests.conftest import count_queries
 from tests.factories import site_id
-from tests.test_tables_boards import count_queries
 
 # -- factories ------------------------------------------------------------------------------
 
