@@ -219,6 +219,11 @@ def test_approval_turns_the_counting_page_read_only_and_the_list_approved_at_onc
     category, _ = stocktake.category()
     erin = tablets.stocktake("erin", stocktake, stocktake.query(category))
     expect(erin.count_forms.first).to_be_visible()
+    # the head is drawn once for everyone, but only a manager is offered Approve…
+    approve = re.compile(r"^Approve…")
+    expect(erin.head.get_by_role("link", name=approve)).to_be_hidden()
+    manager = tablets.stocktake("admin", stocktake, stocktake.query(category))
+    expect(manager.head.get_by_role("link", name=approve)).to_be_visible()
     listing = tablets.page("admin", LIST)
     row = listing.locator(f"#stocktake-{stocktake.id}")
     expect(row.locator(".status")).to_have_text("Draft")
