@@ -194,6 +194,17 @@ async def test_missing_or_unknown_token_gets_401_json(http, header):
     assert set(answer.json()) == {"message", "fields"}
 
 
+@pytest.mark.parametrize("scheme", ["Bearer", "bearer", "BEARER"])
+async def test_the_scheme_is_read_whatever_its_case(as_user, http, scheme):
+    secret = await token_of(as_user, "alice")
+
+    answer = await http.get(
+        LIST.format(site="nairobi"), headers={"Authorization": f"{scheme} {secret}"}
+    )
+
+    assert answer.status_code == 200
+
+
 async def test_a_token_request_needs_no_csrf_token(as_user, http):
     """An unsafe method with a token reaches the API (its 422: the body lacks a title),
     not the CSRF check's 403 page."""

@@ -20,6 +20,7 @@ from typing import Any
 
 from piccolo_api.token_auth.middleware import PiccoloTokenAuthProvider, TokenAuthBackend
 from starlette.applications import Starlette
+from starlette.authentication import AuthenticationError
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import Request
@@ -64,10 +65,21 @@ async def openapi_json(request: Request) -> Response:
     return json_response(document(), headers={"Cache-Control": "public, max-age=300"})
 
 
+class BearerBackend(TokenAuthBackend):
+    """piccolo_api's token check, reading the header as HTTP says: the scheme is
+    case-insensitive (`bearer fb_…` from a client library is the same as `Bearer fb_…`)."""
+
+    def extract_token(self, header: str) -> str:
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise AuthenticationError("The header is in the wrong format.")
+        return token.strip()
+
+
 def api_app() -> Starlette:
     """The API as its own app, mounted at PREFIX: its own authentication and its own
     (JSON) error handling, whatever the pages around it do."""
-    backend = TokenAuthBackend(
+    backend = BearerBackend(
         PiccoloTokenAuthProvider(token_table=ApiToken),
         excluded_paths=[PREFIX + OPENAPI_PATH],
     )
