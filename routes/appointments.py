@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from routes.access import site_of
+from routes.access import require_manager, site_of
 from routes.boards import BOARD
 from routes.common import AREAS, Area, path_for, redirect, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saved, Saving
@@ -31,18 +31,25 @@ from routes.forms import FormErrors, read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, held_by
 from tables.appointments import (
+    BAY_NAME_MAX,
     EDITABLE,
     WORDS,
     AppointmentView,
     DayView,
     Status,
+    add_bay,
     appointments_by_id,
+    bay_settings,
     bays_of,
     change_status,
     check_in,
     create_appointment,
     day_view,
+    move_bay,
     open_appointment,
+    rename_bay,
+    set_bay_in_use,
+    site_bay,
     today,
     update_appointment,
 )
@@ -417,12 +424,136 @@ APPOINTMENT = LockEditor(
 )
 
 
+# -- the bays, set up by a manager ------------------------------------------------------------
+
+
+async def bays_page(
+    request: Request,
+    *,
+    errors: Mapping[str, str] | None = None,
+    values: Mapping[str, str] | None = None,
+    failed: int = 0,
+    status_code: int = 200,
+) -> Response:
+    """The site's bays: add, rename, order on the schedule, take out of use. A refused
+    form comes back with its message at its field and what was typed (`failed`: the bay
+    whose form it was; 0 for the new bay's)."""
+    access = require_manager(request)
+    context = {
+        "bays": await bay_settings(access.site_id),
+        "errors": errors or {},
+        "values": values or {},
+        "failed": failed,
+    }
+    return render(request, "appointments/bays.html", context, status_code=status_code)
+
+
+async def bays_changed(request: Request, kind: str, notice: str) -> Response:
+    """After commit: every open dashboard fetches its day again (the grid's columns), and
+    the manager goes back to the bays with the notice."""
+    access = site_of(request)
+    change = Change(refetch={"day"})
+    await APPOINTMENTS.publish(
+        services(request), access.ref, {}, change, kind=kind, actor=access.username
+    )
+    return redirect(request, path_for("appointment_bays", site=access.ref.slug), notice)
+
+
+async def bay_refused(request: Request, problem: DomainError, bay: int, values: dict) -> Response:
+    errors = problem.errors if isinstance(problem, InvalidInput) else {"name": str(problem)}
+    status = 409 if isinstance(problem, StaleVersion) else 422
+    if isinstance(problem, StaleVersion):
+        now = problem.current["name"]
+        errors = {"name": f"Not renamed: someone renamed it to {now} meanwhile."}
+        values = {**values, "name": now, "was": now}
+    return await bays_page(request, errors=errors, values=values, failed=bay, status_code=status)
+
+
+async def the_bay(request: Request) -> int:
+    """The bay the path names, if it is one of the site's (404 otherwise), for its manager."""
+    access = require_manager(request)
+    try:
+        await site_bay(access.site_id, request.path_params["bay"])
+    except DomainError as gone:
+        raise HTTPException(404, str(gone)) from None
+    return int(request.path_params["bay"])
+
+
+def bay_name(form) -> dict[str, str]:
+    """The name as typed (for the form again) — read as a line of text, so that a bad one
+    is an error at the field."""
+    form.text("name", label="the bay's name", max_length=BAY_NAME_MAX)
+    return {"name": form.raw("name")}
+
+
+async def bay_add(request: Request) -> Response:
+    access, form = require_manager(request), await read_form(request)
+    values = bay_name(form)
+    try:
+        if form.errors:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            bay = await add_bay(access.site_id, values, access.actor)
+    except DomainError as problem:
+        return await bay_refused(request, problem, 0, values)
+    return await bays_changed(request, "bay.add", f"Added {bay['name']}.")
+
+
+async def bay_rename(request: Request) -> Response:
+    bay_id = await the_bay(request)
+    access, form = site_of(request), await read_form(request)
+    values = {**bay_name(form), "was": form.raw("was")}
+    try:
+        if form.errors:
+            raise InvalidInput(form.errors)
+        async with write_tx():
+            bay = await rename_bay(access.site_id, bay_id, values["was"], values, access.actor)
+    except DomainError as problem:
+        return await bay_refused(request, problem, bay_id, values)
+    return await bays_changed(request, "bay.rename", f"Saved {bay['name']}.")
+
+
+async def bay_in_use(request: Request) -> Response:
+    bay_id = await the_bay(request)
+    access, form = site_of(request), await read_form(request)
+    in_use = form.raw("in_use")
+    try:
+        if form.errors or in_use not in ("yes", "no"):
+            raise DomainError("Choose one of the buttons shown.")
+        async with write_tx():
+            bay = await set_bay_in_use(access.site_id, bay_id, in_use == "yes", access.actor)
+    except DomainError as problem:
+        return await bay_refused(request, problem, bay_id, {})
+    words = "is in use again" if bay["active"] else "is out of use"
+    return await bays_changed(request, "bay.in_use", f"{bay['name']} {words}.")
+
+
+async def bay_move(request: Request) -> Response:
+    bay_id = await the_bay(request)
+    access, form = site_of(request), await read_form(request)
+    way = form.raw("way")
+    try:
+        if form.errors or way not in ("earlier", "later"):
+            raise DomainError("Choose one of the buttons shown.")
+        async with write_tx():
+            await move_bay(access.site_id, bay_id, way == "earlier", access.actor)
+    except DomainError as problem:
+        return await bay_refused(request, problem, bay_id, {})
+    return await bays_changed(request, "bay.move", "Moved.")
+
+
 ONE = "/appointments/{appointment:id}"
+BAY = "/appointments/bays/{bay:id}"
 
 routes = [
     Route("/appointments", appointments_page, name="appointments"),
     Route("/appointments", appointment_create, methods=["POST"], name="appointment_create"),
     Route("/appointments/wall", appointments_wall, name="appointments_wall"),
+    Route("/appointments/bays", bays_page, name="appointment_bays"),
+    Route("/appointments/bays", bay_add, methods=["POST"], name="appointment_bay_add"),
+    Route(BAY, bay_rename, methods=["POST"], name="appointment_bay_rename"),
+    Route(f"{BAY}/in-use", bay_in_use, methods=["POST"], name="appointment_bay_in_use"),
+    Route(f"{BAY}/move", bay_move, methods=["POST"], name="appointment_bay_move"),
     *APPOINTMENTS.routes("/appointments"),
     Route(ONE, appointment_link, name="appointment"),
     Route(f"{ONE}/job", appointment_job, name="appointment_job"),

@@ -89,6 +89,8 @@ def frame(request: Request) -> dict[str, Any]:
     return {
         "me": me,
         "site": getattr(request.state, "site", None),
+        # The viewer's standing at the site, whatever `site` a page puts in its context.
+        "access": getattr(request.state, "site", None),
         "csrftoken": request.scope.get("csrftoken", ""),
         "site_areas": AREAS,
         "messages": messages_of(request),

@@ -45,6 +45,7 @@ from zoneinfo import ZoneInfo
 
 from piccolo.columns import Boolean, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
+from piccolo.query.functions.aggregate import Count, Max
 from piccolo.table import Table
 
 from tables.activity import Activity
@@ -909,3 +910,170 @@ async def bays_of(site_id: int) -> list[BayView]:
         .order_by(Bay.id)
     )
     return [BayView(**row) for row in rows]
+
+
+# -- a workshop's bays, managed by its managers -----------------------------------------------
+
+WAITING = (Status.scheduled, Status.checked_in, Status.in_progress)  # still to happen or on
+MAX_BAYS = 12  # in use at once: as many columns as the schedule has room for (app.css)
+TOO_MANY = f"A schedule shows at most {MAX_BAYS} bays: take one out of use first."
+
+
+async def _room_for_one_more(site_id: int) -> None:
+    in_use = await Bay.count().where((Bay.site == site_id) & (Bay.active.eq(True)))
+    if in_use >= MAX_BAYS:
+        raise DomainError(TOO_MANY, field="name")
+
+
+@dataclass
+class BaySetting:
+    """A bay as its settings page shows it: in use or not, and what is still booked in it."""
+
+    id: int
+    name: str
+    position: int
+    active: bool
+    upcoming: int  # bookings not over yet that are still to happen or under way
+
+
+async def bay_settings(site_id: int) -> list[BaySetting]:
+    """Every bay of the site, in use first, in order, with its upcoming bookings: 2 queries."""
+    rows = await (
+        Bay.select(Bay.id, Bay.name, Bay.position, Bay.active)
+        .where(Bay.site == site_id)
+        .order_by(Bay.active, ascending=False)
+        .order_by(Bay.position)
+        .order_by(Bay.id)
+    )
+    busy = await (
+        Appointment.select(Appointment.bay, Count(Appointment.id).as_alias("n"))
+        .where(
+            (Appointment.site == site_id)
+            & Appointment.status.is_in([s.value for s in WAITING])
+            & (Appointment.ends_at > now())
+        )
+        .group_by(Appointment.bay)
+    )
+    upcoming = {row["bay"]: row["n"] for row in busy}
+    return [BaySetting(**row, upcoming=upcoming.get(row["id"], 0)) for row in rows]
+
+
+def _bay_name(values: Mapping[str, Any]) -> str:
+    name = _text(values, "name").strip()
+    if not name:
+        raise InvalidInput({"name": "Enter the bay's name."})
+    if len(name) > BAY_NAME_MAX:
+        raise InvalidInput({"name": f"A bay's name has at most {BAY_NAME_MAX} characters."})
+    return name
+
+
+async def _name_taken(site_id: int, name: str, other_than: int = 0) -> bool:
+    rows = await Bay.select(Bay.id, Bay.name).where((Bay.site == site_id) & (Bay.id != other_than))
+    return any(row["name"].casefold() == name.casefold() for row in rows)
+
+
+async def site_bay(site_id: int, bay_id: int) -> dict[str, Any]:
+    bay = await Bay.select().where((Bay.id == bay_id) & (Bay.site == site_id)).first()
+    if bay is None:
+        raise DomainError("That bay is not one of this site's.")
+    return bay
+
+
+async def add_bay(site_id: int, values: Mapping[str, Any], actor: Actor) -> dict[str, Any]:
+    """A new bay at the end of the site's bays in use."""
+    name = _bay_name(values)
+    if await _name_taken(site_id, name):
+        raise InvalidInput({"name": f"There is already a bay called {name}."})
+    await _room_for_one_more(site_id)
+    last = await Bay.select(Max(Bay.position).as_alias("p")).where(Bay.site == site_id).first()
+    position = (last["p"] if last and last["p"] is not None else -1) + 1
+    [bay] = await Bay.insert(Bay(site=site_id, name=name, position=position)).returning(
+        *Bay.all_columns()
+    )
+    await Activity.record(site_id, actor, "bay.add", f"added the bay {name}", "bay", bay["id"])
+    return bay
+
+
+async def rename_bay(
+    site_id: int, bay_id: int, was: str, values: Mapping[str, Any], actor: Actor
+) -> dict[str, Any]:
+    """Rename a bay from the name its renamer saw (`was`): if someone renamed it meanwhile,
+    nothing is written and they are told its name now."""
+    name = _bay_name(values)
+    bay = await site_bay(site_id, bay_id)
+    if bay["name"] != was:
+        raise StaleVersion(bay, {"name": (was, bay["name"])})
+    if name == bay["name"]:
+        return bay
+    if await _name_taken(site_id, name, other_than=bay_id):
+        raise InvalidInput({"name": f"There is already a bay called {name}."})
+    [saved] = await (
+        Bay.update({Bay.name: name})
+        .where((Bay.id == bay_id) & (Bay.name == was))
+        .returning(*Bay.all_columns())
+    )
+    summary = f"renamed the bay {was} to {name}"
+    await Activity.record(site_id, actor, "bay.rename", summary, "bay", bay_id)
+    return saved
+
+
+async def set_bay_in_use(site_id: int, bay_id: int, in_use: bool, actor: Actor) -> dict[str, Any]:
+    """Take a bay out of use (not while bookings still to come are in it: they would vanish
+    from the schedule) or back into use. Its past bookings keep their bay."""
+    [bay] = (
+        await Bay.update({Bay.version: Bay.version + 1})  # the bay's bookings wait for this
+        .where((Bay.id == bay_id) & (Bay.site == site_id))
+        .returning(*Bay.all_columns())
+        or [None]
+    )
+    if bay is None:
+        raise DomainError("That bay is not one of this site's.")
+    if bay["active"] == in_use:
+        return bay
+    if in_use:
+        await _room_for_one_more(site_id)
+    else:
+        waiting = await Appointment.count().where(
+            (Appointment.bay == bay_id)
+            & Appointment.status.is_in([s.value for s in WAITING])
+            & (Appointment.ends_at > now())
+        )
+        if waiting:
+            bookings = "booking" if waiting == 1 else "bookings"
+            raise DomainError(
+                f"{bay['name']} still has {waiting} {bookings} to come: move or cancel "
+                f"{'it' if waiting == 1 else 'them'} first."
+            )
+    [saved] = await (
+        Bay.update({Bay.active: in_use}).where(Bay.id == bay_id).returning(*Bay.all_columns())
+    )
+    verb, words = ("bay.reopen", "put back in use") if in_use else ("bay.close", "took out of use")
+    await Activity.record(site_id, actor, verb, f"{words} the bay {bay['name']}", "bay", bay_id)
+    return saved
+
+
+async def move_bay(site_id: int, bay_id: int, earlier: bool, actor: Actor) -> None:
+    """One place left (earlier) or right on the schedule, among the bays in use; the order
+    is written back dense (0, 1, 2…), so two managers moving at once still end in one."""
+    # Every bay of the site locked first (one UPDATE): moves are written one at a time.
+    await Bay.update({Bay.version: Bay.version + 1}).where(Bay.site == site_id)
+    bay = await site_bay(site_id, bay_id)
+    rows = await (
+        Bay.select(Bay.id, Bay.position)
+        .where((Bay.site == site_id) & (Bay.active.eq(True)))
+        .order_by(Bay.position)
+        .order_by(Bay.id)
+    )
+    order = [row["id"] for row in rows]
+    if bay_id not in order:
+        raise DomainError(f"{bay['name']} is not in use: put it back in use first.")
+    at = order.index(bay_id)
+    to = at - 1 if earlier else at + 1
+    if not 0 <= to < len(order):
+        return
+    order[at], order[to] = order[to], order[at]
+    for position, bid in enumerate(order):
+        await Bay.update({Bay.position: position}).where(Bay.id == bid)
+    where = "left" if earlier else "right"
+    summary = f"moved the bay {bay['name']} one place {where}"
+    await Activity.record(site_id, actor, "bay.move", summary, "bay", bay_id)

@@ -94,7 +94,7 @@ async def real_ids(slug: str, newest: bool = False) -> dict[str, int]:
     movement of that line): what the route sweep and the form fuzz put in paths. The
     oldest of each kind (`newest`: the newest, an open board and a draft stocktake first).
     A kind of entity the site has none of is left out."""
-    from tables.appointments import Appointment
+    from tables.appointments import Appointment, Bay
     from tables.boards import Board, Ticket
     from tables.dispatches import Dispatch
     from tables.stocktakes import Movement, Stocktake, StocktakeLine
@@ -117,6 +117,7 @@ async def real_ids(slug: str, newest: bool = False) -> dict[str, int]:
         "appointment": id_of(await first(Appointment, Appointment.site == sid, Appointment.id)),
         "dispatch": id_of(await first(Dispatch, Dispatch.site == sid, Dispatch.id)),
         "asset": id_of(await first(Asset, Asset.site == sid, Asset.id)),
+        "bay": id_of(await first(Bay, Bay.site == sid, Bay.id)),
     }
     open_board = (Ticket.board._.site == sid) & (Ticket.board._.archived == False)  # noqa: E712
     ticket = await first(Ticket, open_board, Ticket.id)
