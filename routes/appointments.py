@@ -33,6 +33,7 @@ from routes.live import Change, Forms, FormSpec, LiveArea, Params, Render, held_
 from tables.appointments import (
     BAY_NAME_MAX,
     EDITABLE,
+    ON_THE_JOB,
     WORDS,
     AppointmentView,
     DayView,
@@ -407,7 +408,22 @@ async def save_appointment(saving: Saving) -> Saved:
     moved = place != (after["starts_at"], after["ends_at"], after["bay"])
     days = days_of(before) if moved else set()
     also = Change(whole={f"day-{day.isoformat()}" for day in days})
-    return Saved(f"Saved {values['customer'].strip() or before.customer}'s booking.", also)
+    notice = f"Saved {values['customer'].strip() or before.customer}'s booking."
+    return Saved(notice, also, elsewhere=await job_follows(saving.site, before, after))
+
+
+async def job_follows(
+    site: SiteRef, before: AppointmentView, after: Mapping
+) -> list[tuple[LiveArea, Params, Change]]:
+    """The card of a checked-in booking, on the workflow board, when the edit changed what
+    it shows (the tables copied it over in the same transaction)."""
+    if before.ticket is None:
+        return []
+    shown = [getattr(before, column) != after[column] for column in ON_THE_JOB]
+    if not any(shown):
+        return []
+    card = await open_ticket(site.id, before.ticket)
+    return [(BOARD, {"board": card.board_id}, Change(items={"ticket": {card.id}}))]
 
 
 APPOINTMENT = LockEditor(

@@ -28,7 +28,7 @@ an editor is not leaving, and its lock state (`#lock-…`) changes live.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,6 +85,9 @@ class Saved:
 
     notice: str
     also: Change
+    # What the save changed on other pages, known only once it is made (a booking's job
+    # card on the workflow board), published after the commit like `elsewhere`'s.
+    elsewhere: Sequence[tuple[LiveArea, Params, Change]] = ()
 
 
 Load = Callable[[SiteRef, Params], Awaitable[Editing]]
@@ -308,7 +311,9 @@ class LockEditor:
             await svc.locks.release(self.key(site, params), token)
         notice, also = (saved.notice, saved.also) if isinstance(saved, Saved) else (saved, None)
         kind = f"{self.name}.save"
-        for area, area_params, change in self.elsewhere(params) if self.elsewhere else ():
+        others = [*(self.elsewhere(params) if self.elsewhere else ())]
+        others += saved.elsewhere if isinstance(saved, Saved) else ()
+        for area, area_params, change in others:
             await area.publish(svc, site, area_params, change, kind=kind, actor=access.username)
         await self.announce(svc, site, params, kind=kind, actor=access.username, also=also)
         return redirect(request, self.back(site, params), message=notice)

@@ -43,7 +43,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from piccolo.columns import Boolean, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
+from piccolo.columns import Boolean, Column, ForeignKey, Integer, Serial, Text, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.query.functions.aggregate import Count, Max
 from piccolo.table import Table
@@ -479,7 +479,46 @@ async def update_appointment(
             f"{_when(saved['starts_at'], tz)}"
         )
         await _record(site_id, actor, "appointment.update", summary, row["id"])
+        await _job_follows(row, saved, actor)
         return saved
+
+
+# What a checked-in booking's job card shows of it: the booking's column -> the card's.
+ON_THE_JOB = {
+    "vehicle_registration": "vehicle_registration",
+    "customer": "customer",
+    "service": "service",
+    "ends_at": "due_out_at",
+}
+
+
+async def _job_follows(before: Mapping[str, Any], after: Mapping[str, Any], actor: Actor) -> None:
+    """A checked-in booking edited: what changed of what its card shows goes to the card
+    (and its title, while the title is still the service it was made with), whose version
+    moves on — an editor open on the card then says what changed rather than undo it."""
+    if before["ticket"] is None:
+        return
+    changed = {
+        card: after[column]
+        for column, card in ON_THE_JOB.items()
+        if before[column] != after[column]
+    }
+    if not changed:
+        return
+    card = await Ticket.select(Ticket.title).where(Ticket.id == before["ticket"]).first()
+    if card is not None and "service" in changed and card["title"] == before["service"]:
+        changed["title"] = after["service"]
+    columns: dict[Column | str, Any] = {
+        Ticket._meta.get_column_by_name(name): value for name, value in changed.items()
+    }
+    await Ticket.update(
+        {
+            **columns,
+            Ticket.version: Ticket.version + 1,
+            Ticket.updated_by_name: actor.name,
+            Ticket.updated_at: now(),
+        }
+    ).where(Ticket.id == before["ticket"])
 
 
 def _changeable(row: Mapping[str, Any]) -> None:

@@ -15,7 +15,7 @@ from routes.live import Change, Render
 from tables.appointments import Appointment, Bay, bays_of, today
 from tables.boards import Board, Ticket
 from tables.people import SiteRef
-from tests.conftest import soup, texts
+from tests.conftest import events_of, soup, texts
 from tests.factories import site_id
 
 PAGE = "/s/workshop/appointments"
@@ -485,3 +485,37 @@ async def test_an_edit_that_keeps_the_time_and_bay_redraws_only_that_booking(app
         feed.close()
     assert "day-2031-03-04" not in partials(event.html)
     assert "Bring the key" in event.html
+
+
+async def test_editing_a_checked_in_booking_updates_its_job_card_for_everyone(app, as_user):
+    frank = await as_user("frank")
+    bay = await a_bay()
+    made = await book(frank, bay, start="14:00", end="15:00")
+    await frank.post(f"{PAGE}/{made['id']}/check-in", {"version": made["version"]})
+    card = await Ticket.select().where(Ticket.appointment == made["id"]).first()
+    opened = await frank.post(f"{PAGE}/{made['id']}/edit/open")
+    editor = await frank.get(opened.headers["location"])
+    hidden = {
+        i["name"]: i.get("value", "")
+        for i in soup(editor).select("#editor form input[type=hidden]")
+    }
+    site = await workshop()
+    changed = booking(
+        bay, start="14:00", end="16:30", customer="Otieno Motors", service="Clutch replacement"
+    )
+
+    async def save() -> None:
+        saved = await frank.post(f"{PAGE}/{made['id']}/edit", {**hidden, **changed})
+        assert saved.status_code == 303, saved.text
+
+    [event] = await events_of(app, f"board:{site.id}:{card['board']}", save)
+
+    after = await Ticket.select().where(Ticket.id == card["id"]).first()
+    assert (after["customer"], after["service"], after["title"]) == (
+        "Otieno Motors",
+        "Clutch replacement",
+        "Clutch replacement",  # the title was the service it was made with
+    )
+    assert after["due_out_at"] == datetime(2031, 3, 4, 13, 30, tzinfo=UTC)  # 16:30 in Nairobi
+    assert after["version"] == card["version"] + 1  # an editor open on the card hears of it
+    assert f'id="ticket-{card["id"]}"' in event.html and "Otieno Motors" in event.html
