@@ -231,6 +231,11 @@ class Broker(ABC):
     async def healthy(self) -> bool:
         """Whether the broker can publish right now."""
 
+    @abstractmethod
+    def missed(self) -> None:
+        """A publish failed after its change was committed (the broker was not answering):
+        see to it that every viewer resyncs once the broker is back."""
+
     def subscribe(
         self,
         topics: list[str],

@@ -158,10 +158,20 @@ class LiveHub:
         Rendering and publishing hold the topic's lock (across processes), so of two
         writers the one that publishes last also rendered last: the final event on every
         screen holds everything committed. Returns the HTML (for the actor's response).
+
+        A broker that fails to publish (Redis not answering) does not make the committed
+        action fail: it is logged, and the broker sees to it that every viewer gets a
+        resync once it is back (`Broker.missed`), never a silent gap.
         """
         async with self.broker.serialised(topic):
             html = await render()
-            await self.broker.publish(topic, kind, actor, html)
+            try:
+                await self.broker.publish(topic, kind, actor, html)
+            except Exception as exc:
+                log.warning(
+                    "could not publish %s on %s (%r); viewers will resync", kind, topic, exc
+                )
+                self.broker.missed()
         return html
 
     async def indicate(self, topic: str, kind: str, actor: str, html: str) -> None:
@@ -171,8 +181,18 @@ class LiveHub:
     async def end_user(self, user_id: int) -> None:
         """End every open stream of this user, on every worker (an ephemeral event each
         process's broker hands to its local streams): call after their sessions are gone,
-        so the browser's reconnect is refused and the page goes to the sign-in page."""
-        await self.broker.publish_ephemeral(user_topic(user_id), ENDED_KIND, "", "")
+        so the browser's reconnect is refused and the page goes to the sign-in page.
+        If the broker is not answering, the streams end anyway when it is back (a broker
+        reconnect ends every stream), and their reconnect is refused the same way."""
+        try:
+            await self.broker.publish_ephemeral(user_topic(user_id), ENDED_KIND, "", "")
+        except Exception as exc:
+            log.warning(
+                "could not end user %s's streams now (%r); they end when Redis is back",
+                user_id,
+                exc,
+            )
+            self.broker.missed()
 
     def viewers_here(self, page: str) -> int:
         state = self._pages.get(page)

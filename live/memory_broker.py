@@ -117,6 +117,9 @@ class MemoryBroker(Broker):
     async def healthy(self) -> bool:
         return True
 
+    def missed(self) -> None:
+        pass  # publishing in-process cannot fail
+
     def _trim_by_age(self, state: _Topic, now: float) -> None:
         # Trimming on publish is enough: history only has to cover *at least* the
         # retention window, and an idle topic holds no more than it did.

@@ -129,6 +129,7 @@ class RedisBroker(Broker):
         self._cursor_script = self._client.register_script(_CURSOR_LUA)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._missed = False  # a publish failed: the history has a hole (see missed())
 
     # -- keys -----------------------------------------------------------------------------
 
@@ -190,6 +191,8 @@ class RedisBroker(Broker):
     # -- publishing -------------------------------------------------------------------------
 
     async def publish(self, topic: str, kind: str, actor: str, html: str) -> Event:
+        if self._missed:
+            self._observe_epoch(await self._new_epoch())
         epoch, seq, position = await self._publish_script(
             keys=[self._key("epoch"), self._key("seq", topic), self._key("hist", topic)],
             args=[
@@ -270,6 +273,26 @@ class RedisBroker(Broker):
         )
         return str(epoch)
 
+    def missed(self) -> None:
+        """A committed change could not be published: its event is in no history, so a
+        viewer resuming after it would silently lack it. Once Redis answers again (the
+        reader resubscribes, or the next publish), a new epoch makes every viewer of every
+        process resync (a Redis that lost its keys has made a new epoch already)."""
+        self._missed = True
+
+    async def _new_epoch(self) -> str:
+        """Start a new epoch and announce it on the pub/sub pattern, so that every
+        process adopts it (`_dispatch` observes the epoch of every message)."""
+        epoch = secrets.token_hex(8)
+        await self._client.set(self._key("epoch"), epoch)
+        announce = Event("epoch", 0, "", "epoch", "", "", ephemeral=True).to_dict()
+        await self._client.publish(
+            self._key("ev", "epoch"), json.dumps({**announce, "epoch": epoch})
+        )
+        self._missed = False
+        logger.warning("live broker: new epoch after a lost publish; every viewer resyncs")
+        return epoch
+
     def _observe_epoch(self, epoch: str) -> None:
         """Adopt a new epoch. Live subscriptions carry positions of the lost history, so
         they end with `reset` and their viewers resync against the new one."""
@@ -302,8 +325,8 @@ class RedisBroker(Broker):
                     if message["type"] == "pmessage":
                         self._dispatch(message["data"])
                     elif message["type"] == "psubscribe":
+                        delay = _BACKOFF_FIRST  # back: if the next step fails, retry soon
                         await self._on_subscribed()
-                        delay = _BACKOFF_FIRST
             except (RedisError, OSError) as exc:
                 logger.warning("live broker: pub/sub failed (%s); retry in %.1fs", exc, delay)
             except Exception:
@@ -320,6 +343,9 @@ class RedisBroker(Broker):
             return
         logger.warning("live broker: pub/sub reconnected; resetting live subscriptions")
         epoch = await self._load_epoch()
+        if self._missed:  # unless the history is gone anyway (a new epoch already)
+            epoch = await self._new_epoch() if epoch == self.epoch else epoch
+            self._missed = False
         self._observe_epoch(epoch)
         self._fanout.reset_all()
 

@@ -6,13 +6,16 @@ from __future__ import annotations
 import base64
 import functools
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.datastructures import URL
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -27,6 +30,11 @@ if TYPE_CHECKING:
     from settings import Settings
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# Redis not answering: what presence, locks, cursors and publishing raise meanwhile.
+BROKER_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+T = TypeVar("T")
+log = logging.getLogger("floorboard")
 
 
 @dataclass(frozen=True)
@@ -45,6 +53,17 @@ class Services:
 
 def services(conn: HTTPConnection) -> Services:
     return conn.app.state.services
+
+
+async def best_effort(read: Awaitable[T], fallback: T) -> T:
+    """A read for display only (who is here, who is editing what, the page's stream
+    cursor): while Redis is not answering, the page is drawn without it instead of not
+    at all. An empty cursor makes the page's stream start with a resync."""
+    try:
+        return await read
+    except BROKER_DOWN as exc:
+        log.warning("drawn without the live service (%s: %s)", type(exc).__name__, exc)
+        return fallback
 
 
 def path_builder(app: Any) -> Any:

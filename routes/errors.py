@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
+import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 
-from routes.common import templates
+from routes.common import BROKER_DOWN, is_htmx, templates
 from routes.security import security_headers
 
 log = logging.getLogger("floorboard")
@@ -28,6 +29,24 @@ TITLES = {
     500: "Something went wrong on our side",
     503: "Temporarily unavailable",
 }
+
+
+# A service that is not answering, by what its client raises. Its request wrote nothing
+# (what was committed before a publish failed is answered as done: see LiveHub.publish).
+DATABASE_DOWN = (
+    asyncpg.PostgresConnectionError,  # the connection was lost mid-query, or refused
+    asyncpg.CannotConnectNowError,  # starting up or shutting down
+    asyncpg.AdminShutdownError,  # stopped under us
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    OSError,  # refused, reset, unreachable, timed out (TimeoutError is an OSError)
+)
+UNAVAILABLE = {
+    "database": (DATABASE_DOWN, "The database is not answering"),
+    "broker": (BROKER_DOWN, "The live service is not answering"),
+}
+RETRY_AFTER = "5"  # seconds: a restarting PostgreSQL or Redis is usually back by then
 
 
 def page_headers(request: Request, extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -68,7 +87,37 @@ async def http_exception(request: Request, exc: Exception) -> Response:
     return error_page(request, exc.status_code, message, headers=exc.headers)
 
 
+async def service_unavailable(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After: the error page for a browser, the sentence alone for htmx
+    (app.js shows it as a toast; htmx swaps no 5xx answer into the page)."""
+    service, what = next(
+        ((name, what) for name, (kinds, what) in UNAVAILABLE.items() if isinstance(exc, kinds)),
+        ("database", UNAVAILABLE["database"][1]),
+    )
+    log.warning(
+        "%s not answering on %s %s: %s: %s",
+        service,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+        exc,
+    )
+    message = f"{what} — please try again in a moment."
+    headers = {"Retry-After": RETRY_AFTER}
+    if is_htmx(request):
+        return PlainTextResponse(message, status_code=503, headers=page_headers(request, headers))
+    return error_page(request, 503, message, headers=headers)
+
+
+def unavailable(exc: BaseException) -> bool:
+    return any(isinstance(exc, kinds) for kinds, _ in UNAVAILABLE.values())
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
+    # Failures outside the routes (the session lookup of the authentication middleware)
+    # arrive here rather than at the handlers by class below.
+    if unavailable(exc):
+        return await service_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     try:
         return error_page(request, 500, "It has been logged. Please try again in a moment.")
@@ -96,4 +145,8 @@ def form_unreadable(request: Request, status_code: int, message: str) -> Respons
     return error_page(request, status_code, message)
 
 
-exception_handlers = {HTTPException: http_exception, 500: server_error}
+exception_handlers: dict = {
+    HTTPException: http_exception,
+    **{kind: service_unavailable for kinds, _ in UNAVAILABLE.values() for kind in kinds},
+    500: server_error,
+}

@@ -51,7 +51,15 @@ from live.locks import LockStore
 from live.presence import Viewer
 from routes.access import site_of
 from routes.activity import publish_activity
-from routes.common import Services, path_for, redirect, services, templates, wants_fragment
+from routes.common import (
+    Services,
+    best_effort,
+    path_for,
+    redirect,
+    services,
+    templates,
+    wants_fragment,
+)
 from routes.forms import FormErrors
 from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.security import APP_CSP
@@ -151,7 +159,7 @@ class Render:
 
 async def held_by(locks: LockStore, prefix: str) -> dict[int, str]:
     """Lock holders' names by the entity id that ends each key (for "being edited" badges)."""
-    held = await locks.holders(prefix)
+    held = await best_effort(locks.holders(prefix), {})
     return {int(key.rsplit(":", 1)[1]): info.holder for key, info in held.items()}
 
 
@@ -344,7 +352,7 @@ class LiveArea:
         site, params = await self.where(request)
         hub = services(request).hub
         topic = self.topic(site, params)
-        cursor = await hub.cursor([topic])
+        cursor = await best_effort(hub.cursor([topic]), "")  # "": the stream resyncs
         conn = secrets.token_urlsafe(12)
         base = path_of(f"{self.name}_live", site, params)
         filters = {k: v for k, v in self.filters_of(request).items() if v}
@@ -359,7 +367,7 @@ class LiveArea:
             poll_url=f"{base}/poll" + (f"?{urlencode(filters)}" if filters else ""),
             status_url=f"{base}/status?{status_query}",
             cursor=cursor,
-            viewers=await hub.presence.viewers(topic),
+            viewers=await best_effort(hub.presence.viewers(topic), []),
         )
 
     async def fresh(

@@ -13,7 +13,7 @@ from starlette.routing import Route
 
 from routes.access import login_url, site_of, user_id
 from routes.activity import activity_lines, activity_region, site_topic
-from routes.common import AREAS, render, services
+from routes.common import AREAS, best_effort, render, services
 from routes.editing import LockEditor
 from routes.forms import read_form
 from routes.live import Change, Forms, FormSpec, LiveArea, Render
@@ -31,7 +31,7 @@ async def render_home(view: Render) -> str:
     fresh page, the whole activity list (new lines travel on their own)."""
     html = ""
     if view.change.redraws("notice"):
-        holder = await view.locks.holder(NOTICE.key(view.site, {}))
+        holder = await best_effort(view.locks.holder(NOTICE.key(view.site, {})), None)
         html += await notice_region(view.site, holder.holder if holder else None)
     if view.change.redraws("activity"):
         html += await activity_region(view.site)
@@ -71,7 +71,7 @@ async def site_home(request: Request, forms: Forms | None = None) -> Response:
     access = site_of(request)
     site = access.ref
     people = await members_of(site.id)
-    holder = await services(request).locks.holder(NOTICE.key(site, {}))
+    holder = await best_effort(services(request).locks.holder(NOTICE.key(site, {})), None)
     context = {
         "areas": AREAS,
         "people": people,

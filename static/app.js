@@ -41,8 +41,12 @@ document.documentElement.classList.add("js");
   const fromLive = (e) => e.target instanceof Element && e.target.id === "live";
   document.addEventListener("htmx:response:error", (e) => {
     if (fromLive(e)) return;
-    const status = e.detail?.ctx?.response?.status;
+    const ctx = e.detail?.ctx;
+    const status = ctx?.response?.status;
+    // A 503 says in a sentence what is not answering ("… try again in a moment").
+    const said = status === 503 && ctx.response.headers?.get("content-type")?.startsWith("text/plain");
     if (status === 403) toast("Not allowed — reload the page and try again.", "error");
+    else if (said && ctx.text) toast(ctx.text.slice(0, 300), "error");
     else if (status >= 500) toast("Something went wrong on our side. Please try again.", "error");
   });
   document.addEventListener("htmx:error", (e) => {

@@ -15,7 +15,8 @@ signed-in clients and an SSE reader. No pytest fixtures in here, so `bench/` can
 - `PostgresServer()`: a private PostgreSQL 15 cluster (initdb into a temp dir, run as the
   `postgres` OS user when we are root, trust auth, its socket in that dir) on a free port;
   `start()`, `stop()` (pg_ctl's fast shutdown: clients are disconnected, like a real
-  `systemctl stop`), `restart(down_for)` and `cleanup()` (stop and delete the cluster).
+  `systemctl stop`), `restart(down_for)`, `running`, `log_tail()` and `cleanup()` (stop
+  and delete the cluster).
   `url` is its `postgres` database, which the tests' servers migrate and use.
 - `NginxServer(upstream_ports)`: Debian's nginx running `deploy/nginx/floorboard.conf`
   (rendered for those ports by `render_nginx_site`) from a private prefix, as the current
@@ -394,9 +395,11 @@ class PostgresServer:
         return (self.data / "postmaster.pid").exists()
 
     def cleanup(self) -> None:
-        """Stop it whatever state it is in, and delete the cluster."""
+        """Stop it whatever state it is in, and delete the cluster (all but its log, when
+        FB_KEEP_LOGS is set)."""
         with contextlib.suppress(ServerError, subprocess.TimeoutExpired):
             self.stop("immediate")
+        shutil.rmtree(self.data, ignore_errors=True)
         if not os.environ.get("FB_KEEP_LOGS"):
             shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -265,6 +265,63 @@ async def test_the_500_page_carries_the_security_headers(app, caplog, production
     assert ("strict-transport-security" in response.headers) == production
 
 
+# -- a service that is not answering --------------------------------------------------------
+
+
+class FailingBeforeTheRoutes:
+    """Stands for the session lookup of the authentication middleware: a failure outside
+    the routes reaches the 500 handler rather than the handlers by exception class."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/session":
+            raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+        await self.app(scope, receive, send)
+
+
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        ("/pool", "The database is not answering"),
+        ("/shutting-down", "The database is not answering"),
+        ("/session", "The database is not answering"),
+        ("/redis", "The live service is not answering"),
+    ],
+)
+async def test_a_service_that_does_not_answer_is_a_readable_503(app, caplog, path, says):
+    """PostgreSQL or Redis down: "try again in a moment", never a 500 — a page for a
+    browser, the sentence alone for htmx (app.js shows it; htmx swaps no 5xx)."""
+    import asyncpg
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    async def fails(request: Request) -> PlainTextResponse:
+        raise {
+            "/pool": OSError(111, "Connect call failed"),
+            "/shutting-down": asyncpg.CannotConnectNowError("the database system is shutting down"),
+            "/redis": RedisConnectionError("Error 111 connecting to 127.0.0.1:6379."),
+        }[request.url.path]
+
+    failing = Starlette(
+        routes=[Route(p, fails) for p in ("/pool", "/shutting-down", "/redis")],
+        middleware=[*app.user_middleware, Middleware(FailingBeforeTheRoutes)],
+        exception_handlers=app.exception_handlers,
+    )
+    failing.state.services = app.state.services
+    transport = httpx.ASGITransport(app=failing, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        page = await http.get(path)
+        htmx = await http.get(path, headers={"HX-Request": "true", "HX-Request-Type": "partial"})
+    assert_readable_error_page(page, 503)
+    assert f"{says} — please try again in a moment." in page.text
+    assert htmx.status_code == 503 and htmx.headers["content-type"].startswith("text/plain")
+    assert htmx.text == f"{says} — please try again in a moment."
+    assert page.headers["retry-after"] == htmx.headers["retry-after"] == errors.RETRY_AFTER
+    assert "Traceback" not in page.text + htmx.text
+    assert "unhandled error" not in caplog.text  # logged as a service down, not as a bug
+
+
 async def test_error_pages_carry_the_security_headers(as_user):
     alice = await as_user("alice")
     for response in (

@@ -33,7 +33,7 @@ import redis.asyncio as aioredis
 from starlette.routing import Mount, Route
 
 from demo import NAMES
-from tests.conftest import ENGINE, PG_ADMIN_DSN
+from tests.conftest import ENGINE, PG_ADMIN_DSN, fail_instead
 from tests.servers import (
     NGINX_SITE,
     NginxServer,
@@ -590,16 +590,5 @@ async def _kill_9_under_viewers(
 # --- without PostgreSQL or without nginx, these tests FAIL -------------------------------------
 
 _WHY_NOT = NEEDS_POSTGRES if ENGINE != "postgres" else NEEDS_NGINX if NGINX is None else ""
-
 if _WHY_NOT:
-
-    def _fails(name: str, why: str):
-        # A fresh function without fixtures: it FAILS (not ERRORs at set-up, not skips).
-        async def test() -> None:
-            pytest.fail(why, pytrace=False)
-
-        test.__name__ = test.__qualname__ = name
-        return test
-
-    for _name in [n for n in list(globals()) if n.startswith("test_")]:
-        globals()[_name] = _fails(_name, _WHY_NOT)
+    fail_instead(globals(), _WHY_NOT)

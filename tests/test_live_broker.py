@@ -408,6 +408,45 @@ async def test_redis_reader_reconnects_and_resets_subscriptions(
     assert await rest(before) == []
 
 
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_a_lost_publish_makes_every_process_start_a_new_epoch(make: MakeBroker) -> None:
+    """Redis was unreachable (its keys intact) when a committed change was published: no
+    history holds it, so every viewer must resync rather than resume past it."""
+    broker, other_process = await make(), await make()
+    await broker.publish("t", "note", "ann", "<p>1</p>")
+    old = await broker.cursor(["t"])
+    here, there = broker.subscribe(["t"]), other_process.subscribe(["t"])
+
+    broker.missed()
+    after = await broker.publish("t", "note", "ann", "<p>after the loss</p>")
+
+    assert broker.epoch != old.epoch and here.reset
+    await eventually(lambda: other_process.epoch == broker.epoch and there.reset)
+    fresh = other_process.subscribe(["t"])
+    assert await broker.since("t", old.position("t")) == [after]  # history kept, new epoch
+    assert not fresh.reset
+
+
+@pytest.mark.parametrize("backend", ["redis"])
+async def test_a_lost_publish_starts_a_new_epoch_when_the_reader_is_back(
+    make: MakeBroker, admin: aioredis.Redis
+) -> None:
+    broker, other_process = await make(), await make()
+    assert isinstance(broker, RedisBroker)
+    old = await broker.cursor(["t"])
+    there = other_process.subscribe(["t"])
+    broker.missed()
+    pubsub = [
+        client["id"]
+        for client in await admin.client_list()
+        if client["name"] == broker.client_name and client["psub"] != "0"
+    ]
+    await admin.client_kill_filter(_id=pubsub[0])  # the reader reconnects, as after an outage
+
+    await eventually(lambda: broker.epoch != old.epoch)
+    await eventually(lambda: other_process.epoch == broker.epoch and there.reset)
+
+
 async def test_a_stuck_render_lock_delays_a_publish_but_never_drops_it(namespace: str) -> None:
     """Ordering snapshots is worth waiting for, not worth losing an event over."""
     broker = RedisBroker(BROKER_REDIS_URL, namespace=namespace, serial_wait=0.3)

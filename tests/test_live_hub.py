@@ -155,3 +155,32 @@ async def test_end_user_ends_that_users_streams_on_every_worker(make, backend) -
         await alice_tab2.task
     assert not bob.task.done()
     await bob.close()
+
+
+class UnreachableBroker(MemoryBroker):
+    """A broker whose Redis stopped answering: every publish fails."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lost = 0
+
+    async def publish(self, topic: str, kind: str, actor: str, html: str):
+        raise ConnectionError("Redis is not answering")
+
+    async def publish_ephemeral(self, topic: str, kind: str, actor: str, html: str) -> None:
+        raise ConnectionError("Redis is not answering")
+
+    def missed(self) -> None:
+        self.lost += 1
+
+
+async def test_a_publish_failing_after_commit_answers_the_action_and_asks_for_a_resync() -> None:
+    broker = UnreachableBroker()
+    hub = LiveHub(broker, MemoryPresence(), render_presence)
+
+    async def rendered() -> str:
+        return "<p>the committed change</p>"
+
+    assert await hub.publish("t", "note", "alice", rendered) == "<p>the committed change</p>"
+    await hub.end_user(7)  # signing someone out everywhere is not undone either
+    assert broker.lost == 2

@@ -27,7 +27,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests import servers
-from tests.conftest import ENGINE, PG_ADMIN_DSN
+from tests.conftest import ENGINE, PG_ADMIN_DSN, fail_instead
 from tests.servers import (
     RedisServer,
     Server,
@@ -636,14 +636,4 @@ async def test_shutdown_ends_open_streams_without_waiting_out_the_grace_period(
 # --- a SQLite run fails these tests instead of skipping them ----------------------------------
 
 if ENGINE != "postgres":
-
-    def _fails_without_postgres(name: str):
-        # A fresh function without fixtures: it FAILS (not ERRORs at set-up, not skips).
-        async def test() -> None:
-            pytest.fail(NEEDS_POSTGRES, pytrace=False)
-
-        test.__name__ = test.__qualname__ = name
-        return test
-
-    for _name in [n for n in list(globals()) if n.startswith("test_")]:
-        globals()[_name] = _fails_without_postgres(_name)
+    fail_instead(globals(), NEEDS_POSTGRES)
