@@ -28,7 +28,7 @@ from starlette.routing import Route
 
 from live.locks import LockInfo, LockStore
 from routes.access import site_of
-from routes.common import AREAS, Area, path_for, render, services, wants_fragment
+from routes.common import AREAS, Area, best_effort, path_for, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saving
 from routes.forms import ROW_ID, FormErrors, read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
@@ -300,7 +300,7 @@ async def detail_locks(locks: LockStore, site: SiteRef, d: DispatchView) -> dict
         editor = DETAIL_EDITORS.get(detail.kind)
         if editor is None:
             continue
-        holder = await locks.holder(editor.key(site, params))
+        holder = await best_effort(locks.holder(editor.key(site, params)), None)
         message = holder.describe(site.tz) if holder else ""
         found[detail.kind] = DetailLock(editor.lock_id(site, params), holder, message)
     return found

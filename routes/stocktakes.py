@@ -41,6 +41,7 @@ from routes.access import require_manager, site_of
 from routes.common import (
     AREAS,
     Area,
+    best_effort,
     path_for,
     redirect,
     render,
@@ -311,7 +312,8 @@ class RevealedArea(LiveArea):
 
     async def view(self, request: Request) -> LiveView:
         site, params = await self.where(request)
-        viewers = await services(request).hub.presence.viewers(self.base.topic(site, params))
+        topic = self.base.topic(site, params)
+        viewers = await best_effort(services(request).hub.presence.viewers(topic), [])
         return replace(await super().view(request), viewers=viewers)
 
     async def stream(self, request: Request) -> Response:
