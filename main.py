@@ -34,6 +34,7 @@ from routes import (
     drafts,
     errors,
     health,
+    items,
     me,
     metrics,
     people,
@@ -137,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *boards.routes,
             *appointments.routes,
             *stocktakes.routes,
+            *items.routes,
             *assets.routes,
             *reports.routes,  # before /dispatches/{dispatch}
             *dispatches.routes,

@@ -146,6 +146,7 @@ class Item(Table):
     # The count of the last approved stocktake that counted it (the next opening).
     last_count = BigInt(null=True, default=None)  # thousandths
     last_counted_in = Integer(null=True, default=None)  # that stocktake's id
+    version = Integer(default=1)  # bumped by every edit (tables/items.py): a stale save is 409
 
 
 class Stocktake(Table):

@@ -97,7 +97,7 @@ async def real_ids(slug: str, newest: bool = False) -> dict[str, int]:
     from tables.appointments import Appointment, Bay
     from tables.boards import Board, Ticket
     from tables.dispatches import Dispatch
-    from tables.stocktakes import Movement, Stocktake, StocktakeLine
+    from tables.stocktakes import Item, Movement, Stocktake, StocktakeLine
 
     sid = await site_id(slug)
     up = not newest
@@ -118,6 +118,7 @@ async def real_ids(slug: str, newest: bool = False) -> dict[str, int]:
         "dispatch": id_of(await first(Dispatch, Dispatch.site == sid, Dispatch.id)),
         "asset": id_of(await first(Asset, Asset.site == sid, Asset.id)),
         "bay": id_of(await first(Bay, Bay.site == sid, Bay.id)),
+        "item": id_of(await first(Item, Item.site == sid, Item.id)),
     }
     open_board = (Ticket.board._.site == sid) & (Ticket.board._.archived == False)  # noqa: E712
     ticket = await first(Ticket, open_board, Ticket.id)
