@@ -74,6 +74,16 @@ def partials(html: str) -> list[str]:
     return re.findall(r'<hx-(?:partial|upsert) hx-target="#([^"]+)"', html)
 
 
+async def open_editor(client, appointment: dict) -> dict[str, str]:
+    """Take the booking's editor; its form's hidden fields (version, lock token, CSRF)."""
+    opened = await client.post(f"{PAGE}/{appointment['id']}/edit/open")
+    editor = await client.get(opened.headers["location"])
+    return {
+        i["name"]: i.get("value", "")
+        for i in soup(editor).select("#editor form input[type=hidden]")
+    }
+
+
 def day_page(day: date) -> str:
     return f"{PAGE}?day={day.isoformat()}"
 
@@ -465,12 +475,7 @@ async def test_an_edit_that_keeps_the_time_and_bay_redraws_only_that_booking(app
     frank = await as_user("frank")
     bay = await a_bay()
     made = await book(frank, bay, start="17:00", end="18:00")
-    opened = await frank.post(f"{PAGE}/{made['id']}/edit/open")
-    editor = await frank.get(opened.headers["location"])
-    hidden = {
-        i["name"]: i.get("value", "")
-        for i in soup(editor).select("#editor form input[type=hidden]")
-    }
+    hidden = await open_editor(frank, made)
     site = await workshop()
     feed = app.state.services.broker.subscribe([APPOINTMENTS.topic(site, {})])
     try:
@@ -493,12 +498,7 @@ async def test_editing_a_checked_in_booking_updates_its_job_card_for_everyone(ap
     made = await book(frank, bay, start="14:00", end="15:00")
     await frank.post(f"{PAGE}/{made['id']}/check-in", {"version": made["version"]})
     card = await Ticket.select().where(Ticket.appointment == made["id"]).first()
-    opened = await frank.post(f"{PAGE}/{made['id']}/edit/open")
-    editor = await frank.get(opened.headers["location"])
-    hidden = {
-        i["name"]: i.get("value", "")
-        for i in soup(editor).select("#editor form input[type=hidden]")
-    }
+    hidden = await open_editor(frank, made)
     site = await workshop()
     changed = booking(
         bay, start="14:00", end="16:30", customer="Otieno Motors", service="Clutch replacement"
