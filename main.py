@@ -19,11 +19,13 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import settings as settings_module
 from live.backends import backends
 from live.hub import LiveHub
+from live.stream import StreamsOutside, tune_gc
 from routes import (
     api,
     appointments,
@@ -63,6 +65,14 @@ from routes.security import routes as security_routes
 from settings import ROOT, Settings
 
 MIGRATION_LOCK = 7_301_001  # any app-wide bigint: serialises migrations across processes
+
+
+class Floorboard(Starlette):
+    """Starlette, with live streams served outside its middleware once they are open
+    (live.stream.StreamsOutside: around the whole stack, Starlette's error handler too)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return StreamsOutside(super().build_middleware_stack())
 
 
 def admin_app(settings: Settings):
@@ -114,6 +124,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         if db.engine_type == "postgres":
             await db.start_connection_pool(min_size=2, max_size=20)
         await hub.start()
+        tune_gc()  # this process may hold thousands of streams
         chores = [
             asyncio.create_task(every(HOUSEKEEPING_EVERY, drafts.expire_drafts, svc)),
             asyncio.create_task(every(LOCK_WATCH_EVERY, release_lapsed, svc)),
@@ -145,7 +156,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[Middleware(SiteMembershipMiddleware)],
     )
-    app = Starlette(
+    app = Floorboard(
         routes=[
             *health.routes,
             *metrics.routes,  # GET /metrics: operators only (and METRICS_TOKEN scrapers)

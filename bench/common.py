@@ -310,6 +310,53 @@ class Stack:
         return {pid: connections_held(pid, inodes) for pid in self.pids()}
 
 
+class FloorServer(Server):
+    """`uvicorn bench.floor:app` (bench/floor.py) as the app's main.py runs uvicorn: the
+    same workers, uvloop and httptools."""
+
+    def start(self) -> FloorServer:
+        argv = [sys.executable, "-m", "uvicorn", "bench.floor:app", "--port", str(self.port)]
+        argv += [
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
+            "--no-access-log",
+            "--no-proxy-headers",
+            *self.args,
+        ]
+        self._spawn(argv, env=self.env)
+        return self
+
+
+@dataclass
+class FloorStack(Stack):
+    """The floor (bench/floor.py) on its own Redis channel prefix, in place of the app: no
+    database. Read by the bench exactly as a `Stack` (RSS, CPU, streams per worker)."""
+
+    def __enter__(self) -> FloorStack:
+        try:
+            env = {**os.environ, "FLOOR_REDIS_URL": REDIS_URL, "FLOOR_NAMESPACE": self.namespace}
+            env.update(self.extra_env)
+            self.server = FloorServer(env, args=["--workers", str(self.workers)], name="floor")
+            self.server.start().wait_ready(self.ready_timeout)
+            self._wait_workers()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def close(self) -> None:
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.stop(timeout=15)
+            if self.keep_log:
+                print(f"  floor log kept: {self.server.log_path}", file=sys.stderr)
+            else:
+                with contextlib.suppress(OSError):
+                    self.server.log_path.unlink()
+
+
 # -- reporting ------------------------------------------------------------------------------
 
 

@@ -20,6 +20,14 @@ stream (VmRSS of the worker processes with N streams open minus before, over N),
 per delivered message (utime+stime of all server processes over the posting phase — first
 POST sent to last delivery — divided by the SSE messages the viewers received, normally
 posts x N), and the client processes' CPU.
+
+`--floor`: right after each app run, the same viewers and the same post schedule against
+the floor (bench/floor.py: a bare ASGI app on the same uvicorn, same workers, uvloop +
+httptools, forwarding pre-formatted frames of the app's event size from Redis pub/sub), and
+the app's p99 and CPU per delivery as ratios to the floor's. `--pages P`: the viewers and
+posts spread over P pages — P ticket boards made through the app, viewer i on board i % P,
+post k a new ticket on board k % P (the floor: P channels) — each post expected only by
+its page's viewers.
 """
 
 from __future__ import annotations
@@ -36,13 +44,16 @@ import subprocess
 import sys
 import time
 from array import array
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (
     SITE,
+    FloorStack,
     Stack,
     code_version,
     install_signal_handlers,
@@ -65,6 +76,9 @@ class Result:
     clients: int
     posts: int
     rate: float
+    server: str = "app"  # or "floor" (bench/floor.py)
+    pages: int = 1
+    event_bytes: float = 0.0  # mean size of an event's frame as the viewers got it
     connected: int = 0
     connect_s: float = 0.0
     p50_ms: float = float("nan")
@@ -95,22 +109,46 @@ class Result:
 # -- one run ------------------------------------------------------------------------------------
 
 
-def run_one(viewers: int, workers: int, args: argparse.Namespace) -> Result:
+@dataclass
+class Target:
+    """What the viewers watch and how post k is made: the app's pages or the floor's topics."""
+
+    cookie: str
+    paths: list[str]  # one per page; viewer i watches page i % len(paths)
+    post: Callable[[Any, int], Awaitable[Any]]  # (httpx.AsyncClient, k) -> response
+    cookies: dict[str, str] = field(default_factory=dict)
+
+
+def run_one(
+    viewers: int, workers: int, args: argparse.Namespace, floor_bytes: int | None = None
+) -> Result:
+    """One measurement of the app, or with `floor_bytes` of the floor (bench/floor.py,
+    frames of that size), by the same viewers and the same post schedule."""
     result = Result(workers, viewers, min(args.clients, viewers), args.posts, args.rate)
+    result.server = "app" if floor_bytes is None else "floor"
+    result.pages = args.pages
     result.loadavg_before = os.getloadavg()[0]
+    post_pages = [k % args.pages for k in range(args.posts)]
     ctx = mp.get_context("spawn")
     procs: list = []
     pipes: list = []
-    with Stack(workers=workers, extra_env=args.server_env) as stack:
-        cookie, path = asyncio.run(_prepare(stack))
+    stack_class = Stack if floor_bytes is None else FloorStack
+    with stack_class(workers=workers, extra_env=args.server_env) as stack:
+        if floor_bytes is not None:
+            target = _floor_target(args.pages, floor_bytes)
+        elif args.pages > 1:
+            target = asyncio.run(_prepare_pages(stack, args.pages))
+        else:
+            target = asyncio.run(_prepare(stack))
         time.sleep(0.5)
         before = stack.rss_kib()
 
         # -- open the viewers ---------------------------------------------------------------
         shares = _split(viewers, result.clients)
+        firsts = [sum(shares[:i]) for i in range(len(shares))]
         connect_timeout = 30 + viewers / 100
         t_connect = time.monotonic()
-        for share in shares:
+        for share, first in zip(shares, firsts, strict=True):
             parent_end, child_end = ctx.Pipe()
             proc = ctx.Process(target=client_main, args=(child_end,), daemon=True)
             proc.start()
@@ -119,8 +157,10 @@ def run_one(viewers: int, workers: int, args: argparse.Namespace) -> Result:
                 {
                     "host": "127.0.0.1",
                     "port": stack.port,
-                    "path": path,
-                    "cookie": cookie,
+                    "paths": target.paths,
+                    "first": first,
+                    "post_pages": post_pages,
+                    "cookie": target.cookie,
                     "viewers": share,
                     "posts": args.posts,
                     "concurrency": args.connect_concurrency,
@@ -156,7 +196,7 @@ def run_one(viewers: int, workers: int, args: argparse.Namespace) -> Result:
             cpu0 = stack.cpu_seconds()
             t_phase = time.monotonic()
             sent, answered, post_status = asyncio.run(
-                _post_all(stack, cookie, args.posts, args.rate, pipes)
+                _post_all(stack, target, args.posts, args.rate)
             )
             deadline = sent[-1] + LOST_AFTER
             done_at = _wait_done(pipes, deadline)
@@ -191,12 +231,23 @@ def run_one(viewers: int, workers: int, args: argparse.Namespace) -> Result:
     result.post_errors = len(bad)
     if bad:
         result.note += f" {len(bad)} POSTs not 303: {sorted(set(bad))}"
-    _summarise(result, sent, answered, per_client, args)
+    _summarise(result, sent, answered, per_client, firsts, post_pages, args)
     return result
 
 
-async def _prepare(stack: Stack) -> tuple[str, str]:
-    """Sign alice in, warm the server up, and read the stream URL off the site home."""
+def _floor_target(pages: int, frame_bytes: int) -> Target:
+    """The floor's topics p0…p{pages-1}; post k publishes a frame of `frame_bytes`."""
+
+    async def post(client: Any, k: int) -> Any:
+        query = f"topic=p{k % pages}&marker={marker(k)}&bytes={frame_bytes}"
+        return await client.post(f"/publish?{query}")
+
+    return Target("x=1", [f"/live?topic=p{i}" for i in range(pages)], post)
+
+
+async def _prepare(stack: Stack) -> Target:
+    """Sign alice in, warm the server up, and read the stream URL off the site home; post k
+    is a note on the site home."""
     client = await signed_in_client(stack.url, "alice")
     try:
         for i in range(WARMUP_POSTS):
@@ -205,32 +256,82 @@ async def _prepare(stack: Stack) -> tuple[str, str]:
         page = await client.get(f"/s/{SITE}/")
         assert page.status_code == 200, page.status_code
         path = stream_path_of(page.text)
-        cookie = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
-        return cookie, path
+        cookies = dict(client.cookies.items())
     finally:
         await client.aclose()
 
+    async def post(http: Any, k: int) -> Any:
+        body = {"note": f"fan-out probe {marker(k)}", "csrftoken": cookies["csrftoken"]}
+        return await http.post(f"/s/{SITE}/notes", data=body)
+
+    return Target(_cookie_header(cookies), [path], post, cookies)
+
+
+async def _prepare_pages(stack: Stack, pages: int) -> Target:
+    """`pages` ticket boards at nairobi, made by alice through the app (POST /boards), each
+    warmed up with one ticket; the stream URL read off each board's page. Post k creates a
+    ticket on board k % pages (a plain form, answered 303 as on the site home)."""
+    client = await signed_in_client(stack.url, "alice", timeout=60)
+    gate = asyncio.Semaphore(4)
+
+    async def make(i: int) -> tuple[int, str]:
+        async with gate:
+            r = await post_form(
+                client, f"/s/{SITE}/boards", {"name": f"Bench page {i:03d}", "kind": "tickets"}
+            )
+            assert r.status_code == 303, r.status_code
+            board = int(r.headers["location"].rsplit("/boards/", 1)[1].split("?")[0].strip("/"))
+            r = await post_form(
+                client, f"/s/{SITE}/boards/{board}/tickets", {"title": "warm-up", "priority": "low"}
+            )
+            assert r.status_code == 303, r.status_code
+            page = await client.get(f"/s/{SITE}/boards/{board}")
+            assert page.status_code == 200, page.status_code
+            return board, stream_path_of(page.text)
+
+    try:
+        made = await asyncio.gather(*(make(i) for i in range(pages)))
+        cookies = dict(client.cookies.items())
+    finally:
+        await client.aclose()
+    boards = [board for board, _ in made]
+
+    async def post(http: Any, k: int) -> Any:
+        body = {
+            "title": f"Probe {marker(k)}: the bay door sensor",
+            "priority": "normal",
+            "csrftoken": cookies["csrftoken"],
+        }
+        return await http.post(f"/s/{SITE}/boards/{boards[k % pages]}/tickets", data=body)
+
+    return Target(_cookie_header(cookies), [path for _, path in made], post, cookies)
+
+
+def _cookie_header(cookies: dict[str, str]) -> str:
+    return "; ".join(f"{k}={v}" for k, v in cookies.items())
+
 
 async def _post_all(
-    stack: Stack, cookie: str, posts: int, rate: float, pipes: list
+    stack: Stack, target: Target, posts: int, rate: float
 ) -> tuple[list[float], list[float], list[int]]:
     """Send the posts open-loop at `rate`; returns when each POST left and was answered."""
     import httpx
 
-    cookies = dict(part.split("=", 1) for part in cookie.split("; "))
     sent = [0.0] * posts
     answered = [0.0] * posts
     status = [0] * posts
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(
-        base_url=stack.url, cookies=cookies, timeout=httpx.Timeout(LOST_AFTER)
+        base_url=stack.url,
+        cookies=target.cookies,
+        timeout=httpx.Timeout(LOST_AFTER),
+        limits=limits,
     ) as client:
-        token = cookies["csrftoken"]
 
         async def one(k: int) -> None:
-            body = {"note": f"fan-out probe {marker(k)}", "csrftoken": token}
             sent[k] = time.monotonic()
             try:
-                r = await client.post(f"/s/{SITE}/notes", data=body)
+                r = await target.post(client, k)
                 status[k] = r.status_code
             except httpx.HTTPError as exc:
                 status[k] = -1
@@ -300,13 +401,17 @@ def _split(n: int, parts: int) -> list[int]:
     return [n // parts + (1 if i < n % parts else 0) for i in range(parts)]
 
 
-def _summarise(result: Result, sent, answered, per_client, args) -> None:
+def _summarise(result: Result, sent, answered, per_client, firsts, post_pages, args) -> None:
     posts = args.posts
     latencies: list[float] = []
     per_post: list[list[float]] = [[] for _ in range(posts)]
+    posts_of_page: list[list[int]] = [[] for _ in range(args.pages)]
+    for k, page in enumerate(post_pages):
+        posts_of_page[page].append(k)
     lost = 0
     client_cpu = 0.0
     lost_conns = 0
+    sizes = []
     for i, (_, n, p, raw, stats) in enumerate(per_client):
         print(f"  client {i}: {n} viewers, {stats}", file=sys.stderr)
         arrivals = array("d")
@@ -315,9 +420,11 @@ def _summarise(result: Result, sent, answered, per_client, args) -> None:
         result.messages += stats["messages_in"]
         result.events = max(result.events, stats["distinct_events"])
         lost_conns += stats["lost_connections"] + stats["ended_by_server"]
+        if stats["event_bytes_mean"]:
+            sizes.append(stats["event_bytes_mean"])
         for v in range(n):
             base = v * p
-            for k in range(p):
+            for k in posts_of_page[(firsts[i] + v) % args.pages]:
                 at = arrivals[base + k]
                 if at == 0.0 or at - sent[k] > LOST_AFTER:
                     lost += 1
@@ -333,10 +440,12 @@ def _summarise(result: Result, sent, answered, per_client, args) -> None:
     result.lost = lost
     result.lost_connections = lost_conns
     result.client_cpu_s = client_cpu
+    result.event_bytes = sum(sizes) / len(sizes) if sizes else 0.0
     for lst in per_post:
         lst.sort()
-    result.first_post_p99_ms = percentile(per_post[0], 99)
-    result.last_post_p99_ms = percentile(per_post[-1], 99)
+    per_post = [lst for lst in per_post if lst]
+    result.first_post_p99_ms = percentile(per_post[0] if per_post else [], 99)
+    result.last_post_p99_ms = percentile(per_post[-1] if per_post else [], 99)
     ok_answers = sorted(a for a in answered if a)
     if len(ok_answers) > 1:
         # The rate at which POSTs were answered (= --rate unless the server falls behind).
@@ -408,9 +517,15 @@ def fmt_ms(ms: float) -> str:
 
 
 HEADER = (
-    "| workers | viewers | p50 | p99 | max | lost | posts/s | POST p50 | POST errors "
-    "| RSS/idle stream | server CPU/delivery | streams per worker | client CPU |\n"
-    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|"
+    "| server | pages | workers | viewers | p50 | p99 | max | lost | posts/s | POST p50 "
+    "| POST errors | RSS/idle stream | server CPU/delivery | streams per worker | client CPU "
+    "| load |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+)
+RATIO_HEADER = (
+    "| pages | workers | viewers | posts/s | event | app p50 | app p99 | app max | lost "
+    "| app CPU/delivery | floor p50 | floor p99 | floor lost | floor CPU/delivery "
+    "| p99 ratio | CPU ratio | load (app/floor) |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
 )
 
 
@@ -419,11 +534,30 @@ def row(r: Result) -> str:
     if r.connected < r.viewers:
         lost += f", {r.viewers - r.connected} never opened"
     return (
-        f"| {r.workers} | {r.viewers:,} | {fmt_ms(r.p50_ms)} | {fmt_ms(r.p99_ms)} | "
+        f"| {r.server} | {r.pages} | {r.workers} | {r.viewers:,} | {fmt_ms(r.p50_ms)} | "
+        f"{fmt_ms(r.p99_ms)} | "
         f"{fmt_ms(r.max_ms)} | {lost} | {r.posts_per_s:.1f} | {fmt_ms(r.post_p50_ms)} | "
         f"{r.post_errors} | "
         f"{r.rss_kib_per_stream:.1f} KiB | {r.cpu_us_per_delivery:.0f} µs | "
-        f"{'/'.join(map(str, r.streams_by_worker))} | {r.client_cpu_s:.1f} s |"
+        f"{'/'.join(map(str, r.streams_by_worker))} | {r.client_cpu_s:.1f} s | "
+        f"{r.loadavg_before:.2f} |"
+    )
+
+
+def ratio_row(app: Result, floor: Result) -> str:
+    """The app's figures beside the floor's, measured right after it with the same client."""
+
+    def lost(r: Result) -> str:
+        return f"{r.lost}" + (f" ({r.lost_connections} conns)" if r.lost_connections else "")
+
+    return (
+        f"| {app.pages} | {app.workers} | {app.viewers:,} | {app.rate:g} | "
+        f"{app.event_bytes / 1024:.1f} KiB | {fmt_ms(app.p50_ms)} | **{fmt_ms(app.p99_ms)}** | "
+        f"{fmt_ms(app.max_ms)} | {lost(app)} | {app.cpu_us_per_delivery:.0f} µs | "
+        f"{fmt_ms(floor.p50_ms)} | {fmt_ms(floor.p99_ms)} | {lost(floor)} | "
+        f"{floor.cpu_us_per_delivery:.0f} µs | **{app.p99_ms / floor.p99_ms:.2f}x** | "
+        f"**{app.cpu_us_per_delivery / floor.cpu_us_per_delivery:.2f}x** | "
+        f"{app.loadavg_before:.2f} / {floor.loadavg_before:.2f} |"
     )
 
 
@@ -463,6 +597,25 @@ def main(argv: list[str] | None = None) -> int:
         help="smoke run: 5 posts, 0.5 s settle (defaults to 100 1000 viewers, "
         "2 workers unless given)",
     )
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="right after each app run, run the floor (bench/floor.py: bare ASGI, same uvicorn, "
+        "frames of the app's event size) with the same viewers and posts, and report ratios",
+    )
+    parser.add_argument(
+        "--pages",
+        type=int,
+        default=1,
+        help="spread the viewers and posts over this many pages (ticket boards made through "
+        "the app; a post is a new ticket on board k %% pages). 1: the site home, notes",
+    )
+    parser.add_argument(
+        "--floor-bytes",
+        type=int,
+        default=0,
+        help="the floor's frame size (default: the app's mean event size in the same run)",
+    )
     parser.add_argument("--profile", metavar="DIR", help="py-spy record each worker while posting")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--budget", type=float, default=1800, help="seconds for the whole run")
@@ -500,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
         file=sys.stderr,
     )
     results: list[Result] = []
+    pairs: list[tuple[Result, Result]] = []
     started = time.monotonic()
     try:
         for workers in args.workers:
@@ -520,10 +674,33 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
+                if not args.floor:
+                    continue
+                size = args.floor_bytes or round(r.event_bytes) or 6144
+                print(f"-- floor, {size} B frames", file=sys.stderr, flush=True)
+                t = time.monotonic()
+                try:
+                    f = run_one(viewers, workers, args, floor_bytes=size)
+                except Exception as exc:
+                    f = Result(workers, viewers, args.clients, args.posts, args.rate, "floor")
+                    f.note = f"failed: {exc!r}"[:300]
+                    print(f"  ! {f.note}", file=sys.stderr)
+                results.append(f)
+                pairs.append((r, f))
+                print(
+                    f"  {row(f)}  [{time.monotonic() - t:.0f} s, connect {f.connect_s:.1f} s]"
+                    f" {f.note}\n  {ratio_row(r, f)}",
+                    file=sys.stderr,
+                    flush=True,
+                )
     finally:
         print(f"\n{HEADER}")
         for r in results:
             print(row(r))
+        if pairs:
+            print(f"\n{RATIO_HEADER}")
+            for app, floor in pairs:
+                print(ratio_row(app, floor))
         print(f"\n({time.monotonic() - started:.0f} s in all)")
         if args.json:
             Path(args.json).write_text(

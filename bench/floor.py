@@ -16,13 +16,17 @@ stream's queue, and each stream's own coroutine awaits `send` (so a slow socket 
 up its own stream, as in the app). No cursor, replay, presence, heartbeat, session or
 database: whatever the app spends beyond this is the cost of what it does on top.
 
+The collector is tuned as the app tunes it (`live.stream.tune_gc`): the same interpreter
+settings, so that the ratio compares the code. `FLOOR_GC=default` leaves Python's defaults.
+
 Environment: FLOOR_REDIS_URL (default redis://127.0.0.1:6379/0), FLOOR_NAMESPACE (channel
-prefix; the bench gives each run its own).
+prefix; the bench gives each run its own), FLOOR_GC.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections import defaultdict
 from itertools import count
@@ -65,7 +69,8 @@ async def live(scope, receive, send, topic: str) -> None:
     streams[topic].add(queue)
 
     async def until_gone() -> None:  # http.disconnect ends the stream
-        await receive()
+        while (await receive())["type"] != "http.disconnect":
+            pass
         queue.put_nowait(None)
 
     watcher = asyncio.ensure_future(until_gone())
@@ -97,6 +102,8 @@ async def lifespan(receive, send) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
+            if os.environ.get("FLOOR_GC") != "default":
+                gc.set_threshold(50_000, 20, 100)  # as the app does (live/stream.py tune_gc)
             redis = aioredis.Redis.from_url(REDIS_URL)
             pubsub = redis.pubsub()
             await pubsub.psubscribe(PREFIX + "*")

@@ -5,6 +5,9 @@ open streams what matters is the work per viewer, and this keeps it to one corou
 pending `receive()` per stream, no timers. Heartbeats arrive as a "ping" event that the hub
 offers to every subscription at once. The wire frames are sse-starlette's
 `ServerSentEvent(...).encode()`, run once per event (not per viewer) and shared as bytes.
+Once its response has started, a stream is served from outside the middleware stack that
+let it in (`StreamsOutside`), and a process holding many streams collects its young
+objects less often (`tune_gc`).
 
 Guarantees, in the order the generator meets them:
 
@@ -24,6 +27,7 @@ Guarantees, in the order the generator meets them:
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections import OrderedDict
@@ -32,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sse_starlette import ServerSentEvent
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from live import metrics
 from live.broker import Broker, Subscription
@@ -52,6 +56,9 @@ HEADERS = (
     (b"x-accel-buffering", b"no"),  # nginx: do not buffer the stream
     (b"connection", b"keep-alive"),
 )
+
+# Scope key: where a stream leaves itself for `StreamsOutside` to serve once it is open.
+OUTSIDE = "floorboard.streams_outside"
 
 PING_KIND = "ping"
 ENDED_KIND = "user.ended"  # the viewer's user was signed out everywhere: end the stream
@@ -143,24 +150,50 @@ class LiveStream:
     writing_since: float = field(default=0.0, init=False)
     _task: asyncio.Task[Any] | None = field(default=None, init=False)
     _stalled: bool = field(default=False, init=False)
+    _sub: Subscription | None = field(default=None, init=False)
+    _watcher: asyncio.Future[None] | None = field(default=None, init=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        sub = self.broker.subscribe([*self.topics, *self.live_only])
-        watcher = asyncio.ensure_future(_close_on_disconnect(receive, sub))
+        self._sub = self.broker.subscribe([*self.topics, *self.live_only])
+        self._watcher = asyncio.ensure_future(_close_on_disconnect(receive, self._sub))
         self._task = asyncio.current_task()
         _open.add(self)
+        if not await self._step(self._start(scope, send), last=False):
+            return
+        outside = scope.get(OUTSIDE)
+        if outside is not None:  # StreamsOutside serves the rest once the app has returned
+            outside.append(self)
+            return
+        await self.resume(send)
+
+    async def _start(self, scope: Scope, send: Send) -> None:
+        assert self._sub is not None
+        if self.on_open is not None:
+            await self.on_open(self._sub)
+        # A fresh list per response: middleware appends to it (piccolo_api's CSRF adds a
+        # Set-Cookie), and a shared one would hand one viewer's token to the next.
+        headers = list(HEADERS)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        scope[metrics.STREAM_OPENED] = time.perf_counter()  # its request latency ends here
+
+    async def resume(self, send: Send) -> None:
+        """The stream after its response start: every message, then the end of the body."""
+        await self._step(self._body(send), last=True)
+
+    async def _body(self, send: Send) -> None:
+        assert self._sub is not None
+        await self._run(self._sub, send)
+        # The subscription ended (shutdown, overflow, broker reset): finish the body
+        # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _step(self, step: Awaitable[None], *, last: bool) -> bool:
+        """Run a part of the response; whatever ends it ends the stream (and closes it).
+        True if the stream goes on after this part."""
+        ended = True
         try:
-            if self.on_open is not None:
-                await self.on_open(sub)
-            # A fresh list per response: middleware appends to it (piccolo_api's CSRF adds a
-            # Set-Cookie), and a shared one would hand one viewer's token to the next.
-            headers = list(HEADERS)
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            scope[metrics.STREAM_OPENED] = time.perf_counter()  # its request latency ends here
-            await self._run(sub, send)
-            # The subscription ended (shutdown, overflow, broker reset): finish the body
-            # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            await step
+            ended = last
         except asyncio.CancelledError:
             if not self._stalled or self._task is None:
                 raise
@@ -173,8 +206,17 @@ class LiveStream:
             # response; the browser reconnects and is replayed or resynced.
             log.warning("live stream ended by a broker error", exc_info=True)
         finally:
-            _open.discard(self)
-            watcher.cancel()
+            if ended:
+                await self.close()
+        return not ended
+
+    async def close(self) -> None:
+        """Unsubscribe and forget the stream (once it ended, or was never served)."""
+        _open.discard(self)
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if self._sub is not None:
+            sub, self._sub = self._sub, None
             sub.close()
             if self.on_close is not None:
                 await self.on_close(sub)
@@ -204,6 +246,10 @@ class LiveStream:
                 await write(frame(_cache.body(event), cursor.encode(self.topics)))  # type: ignore[union-attr]
         assert cursor is not None
         last_seq: dict[str, int] = {e.topic: e.seq for e in backlog or ()}
+        # This viewer's own positions, moved on in place on the live path: a new Cursor per
+        # viewer and event would be thousands of objects per event that outlive it, and
+        # the collector's older generations, swept in full now and then, stall the loop.
+        cursor = Cursor(cursor.epoch, dict(cursor.positions))
 
         async for event in sub:
             if event.kind == PING_KIND:
@@ -222,6 +268,7 @@ class LiveStream:
                 missed = await self.broker.since(topic, cursor.position(topic))
                 if missed is None or self.broker.epoch != cursor.epoch:
                     cursor = await self._resync(write, "gap")
+                    cursor = Cursor(cursor.epoch, dict(cursor.positions))
                     last_seq.clear()
                     continue
                 for gap_event in missed:
@@ -233,7 +280,7 @@ class LiveStream:
                         frame(_cache.body(gap_event), cursor.encode(self.topics)), gap_event
                     )
                 continue
-            cursor = cursor.advanced(event)
+            cursor.positions[topic] = event.position  # what cursor.advanced(event) gives
             last_seq[topic] = event.seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
                 await write(_cache.frame(event, cursor.epoch), event)
@@ -294,3 +341,56 @@ async def _close_on_disconnect(receive: Receive, sub: Subscription) -> None:
         if message["type"] == "http.disconnect":
             sub.close()
             return
+
+
+class StreamsOutside:
+    """Serves an open live stream from outside the middleware stack that let it in.
+
+    Wrapped around the whole app (main.py), it gives every GET a place in the scope where a
+    `LiveStream` leaves itself once its response has started. Everything that decides
+    whether and how a stream opens has run by then, in the one stack every request goes
+    through: the Host check, the session, the CSRF token (and its cookie), site membership
+    (401 / 404), the route and the page's own 404, the security headers on the response
+    start, the request's latency. What is left — a message per event for as long as the
+    viewer stays — has nothing for those middlewares to do, yet inside them every message
+    would resume the stream's coroutine through ~16 frames and pass through 4 send
+    wrappers, and every stream would keep all their frames alive (bench/README.md). So the
+    app returns, its middlewares finish, and the stream goes on here with the server's
+    `send`. One way in, one authorisation path: nothing here decides who may see what.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "GET":
+            await self.app(scope, receive, send)
+            return
+        opened: list[LiveStream] = []
+        scope[OUTSIDE] = opened
+        try:
+            await self.app(scope, receive, send)
+        except BaseException:
+            for stream in opened:
+                await stream.close()
+            raise
+        for stream in opened:
+            await stream.resume(send)
+
+
+# The collector's thresholds for a process holding thousands of streams (see tune_gc).
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Collect the young generation every 50,000 allocations instead of every 700.
+
+    Every open stream waits for its next event on a fresh future (and an `__anext__`
+    coroutine) that lives until that event: at 10,000 viewers, tens of thousands of
+    objects per event that are alive at every young collection, so with the default
+    thresholds they are promoted to the oldest generation, die there, and make Python
+    sweep the whole heap — every stream's state — every second or two: 0.5 s pauses, a
+    fifth of the CPU (bench/README.md). Collected 70 times less often, the young
+    generation holds them until they die; cycles are still found, just later.
+    """
+    gc.set_threshold(*GC_THRESHOLDS)

@@ -549,6 +549,32 @@ async def test_stream_responses_do_not_share_set_cookie_headers(server_b: Server
     assert tokens[0] != tokens[1]
 
 
+async def test_a_stream_goes_in_through_the_one_stack_every_request_does(server_b: Server, users):
+    """Served outside the middleware once open (live.stream.StreamsOutside), a stream is
+    still let in and answered as any request: the security headers on a member's stream,
+    401 without a session, the same 404 for another site's stream as for an unknown one."""
+    bob = {"id": users["bob"].cookies["id"], "csrftoken": users["bob"].cookies["csrftoken"]}
+    sse = {"Accept": "text/event-stream"}
+    async with (
+        httpx.AsyncClient(base_url=server_b.url, cookies=bob, headers=sse, timeout=10) as client,
+        httpx.AsyncClient(base_url=server_b.url, headers=sse, timeout=10) as nobody,
+    ):
+        async with client.stream("GET", f"{SITE}/live") as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["x-frame-options"] == "DENY"
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+            assert (await anext(response.aiter_lines())).startswith("retry:")
+        signed_out = await nobody.get(f"{SITE}/live")
+        outsider = await client.get("/s/killarney/live")
+        unknown = await client.get("/s/no-such-site/live")
+    assert signed_out.status_code == 401
+    assert signed_out.headers["x-frame-options"] == "DENY"
+    assert (outsider.status_code, outsider.text) == (unknown.status_code, unknown.text)
+    assert outsider.status_code == 404
+
+
 STREAMS = 1000
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from live.broker import Broker, Fanout
 from live.events import Cursor
-from live.stream import LiveStream, cut_off_stalled
+from live.stream import LiveStream, StreamsOutside, cut_off_stalled
 
 TOPIC = "site:1"
 REGIONS = '<hx-partial hx-target="#activity" hx-swap="outerMorph">fresh</hx-partial>'
@@ -289,6 +289,36 @@ async def test_callbacks_run_on_open_and_on_close(make) -> None:
     await viewer.wait_for(1)
     await viewer.close()
     assert calls == ["open", "close"]
+
+
+async def test_an_open_stream_is_served_outside_the_middleware_that_let_it_in(make) -> None:
+    """Wrapped in StreamsOutside (as main.py wraps the app), a stream's response start goes
+    out through the app's middleware (its headers added), then the middleware returns and
+    every message after that is written by the server's own `send`."""
+    broker = await make()
+    cursor = await page_cursor(broker)
+    through_middleware: list[str] = []
+    returned = asyncio.Event()
+
+    async def app_with_middleware(scope, receive, send) -> None:
+        async def send_with_header(message: dict) -> None:
+            through_middleware.append(message["type"])
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message["headers"], (b"x-frame-options", b"DENY")]
+            await send(message)
+
+        await make_stream(broker, cursor)(scope, receive, send_with_header)
+        returned.set()
+
+    viewer = open_stream(StreamsOutside(app_with_middleware))  # type: ignore[arg-type]
+    async with asyncio.timeout(5):
+        await returned.wait()
+    await publish_notes(broker, "one", "two")
+    assert [f.data for f in await viewer.wait_for(2)] == ["<p>one</p>", "<p>two</p>"]
+    assert through_middleware == ["http.response.start"]
+    assert broker.subscriptions == 1
+    await viewer.close()
+    assert broker.subscriptions == 0
 
 
 Make = Callable[..., Awaitable[Broker]]
