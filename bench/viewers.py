@@ -75,7 +75,8 @@ class Pool:
         self.viewers: list[Viewer] = []
         self.stopping = False
         self.event_bytes: list[int] = []  # the size of each distinct event's frame
-        self.event_masks: dict[bytes, int] = {}  # id line -> bit mask of the posts it carries
+        # (page, id line) -> bit mask of the posts the event carries
+        self.event_masks: dict[tuple[int, bytes], int] = {}
         # --trace-ids: every id each viewer received, to find viewers that missed an event
         self.trace: list[list[bytes]] | None = (
             [[] for _ in range(self.n)] if cfg.get("trace") else None
@@ -84,14 +85,14 @@ class Pool:
     def page_of(self, index: int) -> int:
         return (self.first + index) % len(self.requests)
 
-    def learn_event(self, event_id: bytes, frame: bytes) -> int:
-        self.event_bytes.append(len(event_id) + len(frame) + 6)  # "id: " ... "\n\n"
+    def learn_event(self, key: tuple[int, bytes], frame: bytes) -> int:
+        self.event_bytes.append(len(key[1]) + len(frame) + 6)  # "id: " ... "\n\n"
         mask = 0
         for digits in _MARKERS.findall(frame):
             k = int(digits)
             if k < self.posts:
                 mask |= 1 << k
-        self.event_masks[event_id] = mask
+        self.event_masks[key] = mask
         return mask
 
     def _settled(self) -> None:
@@ -105,6 +106,7 @@ class Viewer(asyncio.Protocol):
         "buf",
         "index",
         "opened",
+        "page",
         "pending",
         "pool",
         "seen",
@@ -121,7 +123,8 @@ class Viewer(asyncio.Protocol):
         self.buf = b""
         self.pending = b""
         self.seen = 0  # bit k set: post k has arrived
-        self.want = pool.page_masks[pool.page_of(index)]  # the posts made on its page
+        self.page = pool.page_of(index)
+        self.want = pool.page_masks[self.page]  # the posts made on its page
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -220,9 +223,12 @@ class Viewer(asyncio.Protocol):
             pool.messages_in += 1
             if pool.trace is not None:
                 pool.trace[self.index].append(buf[j + 5 : e])
-            mask = pool.event_masks.get(buf[j + 5 : e])
+            # By page and id: pages have topics of their own, whose ids can be the same
+            # (two Redis streams given an entry in the same millisecond).
+            key = (self.page, buf[j + 5 : e])
+            mask = pool.event_masks.get(key)
             if mask is None:
-                mask = pool.learn_event(buf[j + 5 : e], buf[e:t])
+                mask = pool.learn_event(key, buf[e:t])
             new = mask & ~self.seen & self.want
             if new:
                 self.seen |= new
@@ -239,26 +245,32 @@ class Viewer(asyncio.Protocol):
 
 
 def _trace_summary(pool: Pool) -> dict[str, Any]:
-    """With tracing: how many viewers missed which events (ids in first-seen order)."""
+    """With tracing: how many viewers missed which events of their page (ids in first-seen
+    order)."""
     if pool.trace is None:
         return {}
-    order = list(pool.event_masks)
-    short = [(i, ids) for i, ids in enumerate(pool.trace) if len(ids) < len(order)]
+    order: dict[int, list[bytes]] = {}
+    for page, eid in pool.event_masks:
+        order.setdefault(page, []).append(eid)
+    short = []
     missing: dict[str, int] = {}
-    dup = sum(1 for ids in pool.trace if len(set(ids)) != len(ids))
-    for _, ids in short:
+    for index, ids in enumerate(pool.trace):
+        page = pool.page_of(index)
         got = set(ids)
-        for pos, eid in enumerate(order):
-            if eid not in got:
-                key = f"#{pos}"
-                missing[key] = missing.get(key, 0) + 1
-    example = [x.decode() for x in short[0][1]] if short else []
+        lacking = [pos for pos, eid in enumerate(order.get(page, [])) if eid not in got]
+        if lacking:
+            short.append(ids)
+        for pos in lacking:
+            key = f"page {page} #{pos}"
+            missing[key] = missing.get(key, 0) + 1
+    dup = sum(1 for ids in pool.trace if len(set(ids)) != len(ids))
+    example = [x.decode() for x in short[0]] if short else []
     return {
         "trace_short_viewers": len(short),
         "trace_missing_by_event": missing,
         "trace_viewers_with_duplicates": dup,
         "trace_example": example[:25],
-        "trace_order": [x.decode() for x in order],
+        "trace_order": [x.decode() for x in order.get(0, [])],
     }
 
 

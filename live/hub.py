@@ -151,27 +151,41 @@ class LiveHub:
             state.dirty = True
 
     async def publish(
-        self, topic: str, kind: str, actor: str, render: Callable[[], Awaitable[str]]
+        self,
+        topic: str,
+        kind: str,
+        actor: str,
+        render: Callable[[], Awaitable[str]],
+        *,
+        ordered: bool = True,
     ) -> str:
         """Render a topic's changed regions once and publish them; call after commit.
 
         Rendering and publishing hold the topic's lock (across processes), so of two
         writers the one that publishes last also rendered last: the final event on every
         screen holds everything committed. Returns the HTML (for the actor's response).
+        `ordered=False` for an event whose place on the page does not depend on what came
+        before it (an activity line, immutable, that finds its own place in a sorted list):
+        no lock, so a busy site's actions do not queue for one another's turn.
 
         A broker that fails to publish (Redis not answering) does not make the committed
         action fail: it is logged, and the broker sees to it that every viewer gets a
         resync once it is back (`Broker.missed`), never a silent gap.
         """
+        if not ordered:
+            return await self._publish(topic, kind, actor, render)
         async with self.broker.serialised(topic):
-            html = await render()
-            try:
-                await self.broker.publish(topic, kind, actor, html)
-            except Exception as exc:
-                log.warning(
-                    "could not publish %s on %s (%r); viewers will resync", kind, topic, exc
-                )
-                self.broker.missed()
+            return await self._publish(topic, kind, actor, render)
+
+    async def _publish(
+        self, topic: str, kind: str, actor: str, render: Callable[[], Awaitable[str]]
+    ) -> str:
+        html = await render()
+        try:
+            await self.broker.publish(topic, kind, actor, html)
+        except Exception as exc:
+            log.warning("could not publish %s on %s (%r); viewers will resync", kind, topic, exc)
+            self.broker.missed()
         return html
 
     async def indicate(self, topic: str, kind: str, actor: str, html: str) -> None:

@@ -62,4 +62,5 @@ async def publish_activity(hub: LiveHub, site: SiteRef, actor: str) -> None:
         html = "".join(render_fragment("sites/_activity_line.html", a=a) for a in rows)
         return upsert("activity-list", html, sort="desc") if html else ""
 
-    await hub.publish(site_topic(site), "activity", actor, lines)
+    # Lines are immutable and find their own place (sorted by id): no turn to wait for.
+    await hub.publish(site_topic(site), "activity", actor, lines, ordered=False)
