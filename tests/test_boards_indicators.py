@@ -10,6 +10,7 @@ import pytest
 
 from live.broker import Subscription
 from live.events import Event
+from live.stream import PING_KIND
 from tables.boards import Board
 from tests.conftest import soup, texts
 from tests.factories import site_id
@@ -26,7 +27,7 @@ async def events_until(sub: Subscription, done, timeout: float = 5.0) -> list[Ev
     async with asyncio.timeout(timeout):
         while not seen or not done(seen[-1]):
             event = await anext(sub)
-            if event.kind not in ("presence", "heartbeat"):
+            if event.kind not in ("presence", PING_KIND):  # the hub's heartbeat is a "ping"
                 seen.append(event)
     return seen
 
