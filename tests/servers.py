@@ -814,3 +814,19 @@ class Tabs:
     async def close_all(self) -> None:
         for reader in self.readers:
             await reader.close()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(admin_dsn: str, name: str) -> AsyncIterator[str]:
+    """A PostgreSQL database of its own for a module's servers (its URL), dropped after."""
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    try:
+        yield admin_dsn.rsplit("/", 1)[0] + "/" + name
+    finally:
+        conn = await asyncpg.connect(admin_dsn)
+        await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await conn.close()

@@ -43,6 +43,7 @@ from tests.servers import (
     established_to,
     nginx_binary,
     post_form,
+    scratch_database,
     server_env,
     signed_in_client,
 )
@@ -83,16 +84,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 async def database_url() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"fbdp_{RUN}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await conn.close()
+    async with scratch_database(PG_ADMIN_DSN, f"fbdp_{RUN}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -34,6 +34,7 @@ from tests.servers import (
     SSEMessage,
     SSEReader,
     post_form,
+    scratch_database,
     server_env,
     signed_in_client,
 )
@@ -142,16 +143,8 @@ def redis_server() -> Iterator[RedisServer]:
 
 @pytest.fixture(scope="module")
 async def database_url() -> AsyncIterator[str]:
-    import asyncpg
-
-    name = f"fbmp_{RUN}"
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    await conn.execute(f'CREATE DATABASE "{name}"')
-    await conn.close()
-    yield PG_ADMIN_DSN.rsplit("/", 1)[0] + "/" + name
-    conn = await asyncpg.connect(PG_ADMIN_DSN)
-    await conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-    await conn.close()
+    async with scratch_database(PG_ADMIN_DSN, f"fbmp_{RUN}") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
