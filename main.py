@@ -13,7 +13,6 @@ from datetime import timedelta
 from typing import Any
 
 from piccolo.engine import engine_finder
-from piccolo_api.session_auth.middleware import SessionsAuthBackend
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
@@ -198,7 +197,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             ),
             Middleware(
                 AuthenticationMiddleware,
-                backend=SessionsAuthBackend(
+                backend=auth.SessionsBackend(
                     admin_only=False,
                     allow_unauthenticated=True,
                     increase_expiry=timedelta(minutes=30),

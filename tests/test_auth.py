@@ -118,6 +118,73 @@ async def test_sign_out_ends_the_session_on_the_server(client):
     assert again.headers["location"].startswith("/login")
 
 
+async def _session_of(client):
+    from piccolo_api.session_auth.tables import SessionsBase
+
+    token = client.http.cookies["id"]
+    return await SessionsBase.objects().where(SessionsBase.token == token).first()
+
+
+async def _is_signed_in(client) -> bool:
+    page = await client.get("/s/nairobi/")
+    assert page.status_code in (200, 303)
+    return page.status_code == 200
+
+
+async def test_a_session_in_use_slides_its_expiry_until_its_hard_limit(client):
+    from datetime import datetime, timedelta
+
+    from piccolo_api.session_auth.tables import SessionsBase
+
+    await client.sign_in("alice")
+    session = await _session_of(client)
+    soon = datetime.now() + timedelta(minutes=5)  # about to lapse: a request moves it on
+    await SessionsBase.update({SessionsBase.expiry_date: soon}).where(
+        SessionsBase.id == session.id
+    )
+    assert await _is_signed_in(client)
+    slid = (await _session_of(client)).expiry_date
+    assert timedelta(minutes=34) < slid - datetime.now() < timedelta(minutes=36)
+
+    far = datetime.now() + timedelta(hours=3)  # not close to lapsing: left alone
+    await SessionsBase.update({SessionsBase.expiry_date: far}).where(
+        SessionsBase.id == session.id
+    )
+    assert await _is_signed_in(client)
+    assert (await _session_of(client)).expiry_date == far
+
+    past_limit = datetime.now() - timedelta(seconds=1)  # a week on: sign in again
+    await SessionsBase.update({SessionsBase.max_expiry_date: past_limit}).where(
+        SessionsBase.id == session.id
+    )
+    assert not await _is_signed_in(client)
+
+
+async def test_a_lapsed_session_signs_its_user_out(client):
+    from datetime import datetime, timedelta
+
+    from piccolo_api.session_auth.tables import SessionsBase
+
+    await client.sign_in("bob")
+    session = await _session_of(client)
+    lapsed = datetime.now() - timedelta(minutes=1)
+    await SessionsBase.update({SessionsBase.expiry_date: lapsed}).where(
+        SessionsBase.id == session.id
+    )
+    page = await client.get("/s/nairobi/")
+    assert page.status_code == 303 and page.headers["location"].startswith("/login")
+    assert (await _session_of(client)).expiry_date == lapsed  # not revived by asking
+
+
+async def test_the_session_carries_its_user_into_the_page(client):
+    """The session and its user come from one query: the page greets the right person."""
+    await client.sign_in("bob")
+    me = await client.get("/me")
+    assert me.status_code == 200
+    assert texts(me, "h1") == ["Bob"]
+    assert soup(me).select_one("input[name=full_name]")["value"].startswith("Bob ")
+
+
 async def test_post_without_csrf_token_is_refused_with_a_readable_403(as_user):
     alice = await as_user("alice")
     response = await alice.post("/logout", csrf=False)
