@@ -81,18 +81,32 @@ class Subscription:
     async def __anext__(self) -> Event:
         # Cancelling this await (a heartbeat timeout around it) loses nothing: events are
         # only taken off the queue once the wait is over.
-        while not self._queue:
+        while (event := self.take()) is None:
             if self.ended:
                 raise StopAsyncIteration
-            waiter = asyncio.get_running_loop().create_future()
-            self._waiter = waiter
-            try:
-                await waiter
-            finally:
-                self._waiter = None
+            await self.arrival()
+        return event
+
+    def take(self) -> Event | None:
+        """The next queued event, or None when there is none (yet)."""
+        if not self._queue:
+            return None
         event = self._queue.popleft()
         self._bytes -= len(event.html)
         return event
+
+    def arrival(self) -> asyncio.Future[None]:
+        """A future done when an event arrives or the subscription ends.
+
+        The stream's loop (live/stream.py) awaits it directly: at thousands of viewers per
+        event, an `__anext__` coroutine per viewer and event, and the frame it adds to
+        every resumption, is a measurable share of a delivery. Cancelling the await loses
+        nothing; the next call makes a new one.
+        """
+        waiter = self._waiter
+        if waiter is None or waiter.done():
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+        return waiter
 
     def _offer(self, event: Event) -> bool:
         """Queue `event` without waiting; False when that would exceed a cap.

@@ -12,7 +12,9 @@ objects less often (`tune_gc`).
 Guarantees, in the order the generator meets them:
 
 1. Subscribe first, then read history, so nothing published in between is lost; live events
-   the replay already sent are recognised by their position and dropped.
+   the replay already sent are recognised and dropped: by their topic's sequence number
+   once one was sent (a topic's seq and position are assigned together, in one step),
+   before that by their position.
 2. The viewer's cursor (the `Last-Event-ID` header on reconnects, else the page's `cursor`
    query parameter) is resumed topic by topic. If it is missing, malformed, of another epoch,
    or older than the kept history, the viewer gets a *resync*: the page's live regions
@@ -86,17 +88,23 @@ class _DataCache:
         self.size = size
         self._entries: OrderedDict[int, tuple[Event, bytes]] = OrderedDict()
         self._frames: OrderedDict[tuple[int, str], tuple[Event, bytes]] = OrderedDict()
+        self._last: tuple[Event, str, bytes] | None = None  # the event being fanned out
 
     def frame(self, event: Event, epoch: str) -> bytes:
         """The whole frame of an event on a one-topic page: its id is the same for every
         viewer who has seen everything before it, so it is formatted once."""
+        last = self._last
+        if last is not None and last[0] is event and last[1] == epoch:
+            return last[2]  # the common case: every viewer of the event, one after another
         key = (id(event), epoch)
         entry = self._frames.get(key)
         if entry is not None and entry[0] is event:
+            self._last = (event, epoch, entry[1])
             return entry[1]
         event_id = Cursor(epoch, {event.topic: event.position}).encode([event.topic])
         framed = frame(self.body(event), event_id)
         self._frames[key] = (event, framed)
+        self._last = (event, epoch, framed)
         if len(self._frames) > self.size:
             self._frames.popitem(last=False)
         return framed
@@ -241,9 +249,9 @@ class LiveStream:
         if backlog is None:
             cursor = await self._resync(write, "resume")
         else:
-            for event in backlog:
-                cursor = cursor.advanced(event)  # type: ignore[union-attr]
-                await write(frame(_cache.body(event), cursor.encode(self.topics)))  # type: ignore[union-attr]
+            for old in backlog:
+                cursor = cursor.advanced(old)  # type: ignore[union-attr]
+                await write(frame(_cache.body(old), cursor.encode(self.topics)))  # type: ignore[union-attr]
         assert cursor is not None
         last_seq: dict[str, int] = {e.topic: e.seq for e in backlog or ()}
         # This viewer's own positions, moved on in place on the live path: a new Cursor per
@@ -251,20 +259,33 @@ class LiveStream:
         # the collector's older generations, swept in full now and then, stall the loop.
         cursor = Cursor(cursor.epoch, dict(cursor.positions))
 
-        async for event in sub:
-            if event.kind == PING_KIND:
-                await write(PING, count=False)
+        # The live path, once per viewer and event: kept to a few lookups and the write.
+        delivered = metrics.delivered
+        clock = loop.time
+        while True:
+            event = sub.take()
+            if event is None:
+                if sub.ended:
+                    break
+                await sub.arrival()
                 continue
-            if event.kind == ENDED_KIND:
-                return  # the reconnect meets the signed-out session (401): page reloads
-            if event.ephemeral:  # presence, "bob is moving #12": live only, no id
-                await write(frame(_cache.body(event)), event)
+            if event.ephemeral:  # heartbeats, presence, "bob is moving #12": no id
+                if event.kind == PING_KIND:
+                    await write(PING, count=False)
+                elif event.kind == ENDED_KIND:
+                    return  # the reconnect meets the signed-out session (401): page reloads
+                else:
+                    await write(frame(_cache.body(event)), event)
                 continue
             topic = event.topic
-            if position_key(event.position) <= position_key(cursor.position(topic)):
-                continue  # already sent by the replay
+            seq = event.seq
             expected = last_seq.get(topic)
-            if expected is not None and event.seq > expected + 1:
+            if expected is None:  # nothing sent on this topic yet: compare with the cursor
+                if position_key(event.position) <= position_key(cursor.position(topic)):
+                    continue  # already sent by the replay
+            elif seq <= expected:  # a topic's seq and position grow together (one script)
+                continue  # already sent by the replay
+            elif seq > expected + 1:
                 missed = await self.broker.since(topic, cursor.position(topic))
                 if missed is None or self.broker.epoch != cursor.epoch:
                     cursor = await self._resync(write, "gap")
@@ -281,11 +302,16 @@ class LiveStream:
                     )
                 continue
             cursor.positions[topic] = event.position  # what cursor.advanced(event) gives
-            last_seq[topic] = event.seq
+            last_seq[topic] = seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
-                await write(_cache.frame(event, cursor.epoch), event)
+                chunk = _cache.frame(event, cursor.epoch)
             else:
-                await write(frame(_cache.body(event), cursor.encode(self.topics)), event)
+                chunk = frame(_cache.body(event), cursor.encode(self.topics))
+            # write(), inlined: this is the one line every delivery runs
+            self.writing_since = clock()
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            self.writing_since = 0.0
+            delivered(event)
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
 
@@ -385,9 +411,9 @@ GC_THRESHOLDS = (50_000, 20, 100)
 def tune_gc() -> None:
     """Collect the young generation every 50,000 allocations instead of every 700.
 
-    Every open stream waits for its next event on a fresh future (and an `__anext__`
-    coroutine) that lives until that event: at 10,000 viewers, tens of thousands of
-    objects per event that are alive at every young collection, so with the default
+    Every open stream waits for its next event on a fresh future that lives until that
+    event: at 10,000 viewers, tens of thousands of objects per event that are alive at
+    every young collection, so with the default
     thresholds they are promoted to the oldest generation, die there, and make Python
     sweep the whole heap — every stream's state — every second or two: 0.5 s pauses, a
     fifth of the CPU (bench/README.md). Collected 70 times less often, the young
