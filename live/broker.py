@@ -146,14 +146,15 @@ class Subscription:
 class Fanout:
     """The local subscriptions of one broker, by topic; delivery never awaits."""
 
-    __slots__ = ("_by_topic", "_closed")
+    __slots__ = ("_all_subs", "_by_topic", "_closed")
 
     def __init__(self) -> None:
         self._by_topic: dict[str, set[Subscription]] = {}
+        self._all_subs: set[Subscription] = set()
         self._closed = False
 
     def __len__(self) -> int:
-        return len({sub for subs in self._by_topic.values() for sub in subs})
+        return len(self._all_subs)
 
     def subscribe(self, topics: list[str], max_events: int, max_bytes: int) -> Subscription:
         sub = Subscription(self, topics, max_events, max_bytes)
@@ -163,9 +164,11 @@ class Fanout:
             return sub
         for topic in sub.topics:
             self._by_topic.setdefault(topic, set()).add(sub)
+        self._all_subs.add(sub)
         return sub
 
     def remove(self, sub: Subscription) -> None:
+        self._all_subs.discard(sub)
         for topic in sub.topics:
             subs = self._by_topic.get(topic)
             if subs is not None:
@@ -185,13 +188,17 @@ class Fanout:
             sub._end("overflowed")
         metrics.cut_off("overflow", len(full))
 
-    def offer_all(self, event: Event) -> None:
-        """Offer an event to every local subscription whatever its topics (heartbeats).
+    def offer_all(self, event: Event, part: int = 0, parts: int = 1) -> None:
+        """Offer an event to every local subscription whatever its topics (heartbeats) —
+        or to one of `parts` fixed slices of them (`part`), so that a round of heartbeats
+        can be spread over its interval: every subscription is in exactly one slice for
+        as long as it lives.
 
         A subscription too full to take it is left alone: it is about to be cut off anyway.
         """
         for sub in self._all():
-            sub._offer(event)
+            if parts == 1 or hash(sub) % parts == part:
+                sub._offer(event)
 
     def reset_all(self) -> None:
         """End every subscription because events may have been missed."""
@@ -205,7 +212,7 @@ class Fanout:
             sub._end("closed")
 
     def _all(self) -> list[Subscription]:
-        return list({sub for subs in self._by_topic.values() for sub in subs})
+        return list(self._all_subs)
 
 
 class Broker(ABC):
@@ -269,9 +276,10 @@ class Broker(ABC):
         snapshots are published in the order they were rendered, across processes: the
         last event of a topic is always the freshest."""
 
-    def tick(self, event: Event) -> None:
-        """Offer `event` to every local subscription: one loop per heartbeat, no timers."""
-        self._fanout.offer_all(event)
+    def tick(self, event: Event, part: int = 0, parts: int = 1) -> None:
+        """Offer `event` to every local subscription (or to slice `part` of `parts`): one
+        loop per heartbeat, no timers."""
+        self._fanout.offer_all(event, part, parts)
 
     @property
     def subscriptions(self) -> int:

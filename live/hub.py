@@ -4,7 +4,9 @@ It owns the process-wide loops, so that no stream needs a timer of its own:
 
 * the **ticker** offers a heartbeat to every open stream every `ping_every` seconds (proxies
   keep idle streams open; a viewer whose socket stopped draining is cut off when the write
-  times out), and closes streams whose page connection stopped heartbeating (a tablet that
+  times out), a slice of them at a time (`ping_slices`): a round of 10,000 heartbeats at
+  once held a process's loop for ~100 ms, and every event due meanwhile waited for it;
+  once a round it closes streams whose page connection stopped heartbeating (a tablet that
   vanished leaves a half-open socket behind: it is evicted within `evict_after` seconds);
 * the **sweeper** turns presence changes into one rendered update per page and interval
   (joins and leaves are coalesced: 200 tablets arriving at once make a handful of updates,
@@ -33,6 +35,7 @@ from live.stream import ENDED_KIND, PING_KIND, LiveStream, Renderer, cut_off_sta
 log = logging.getLogger("floorboard.live")
 
 PING_EVENT = Event(topic="", seq=0, position="", kind=PING_KIND, actor="", html="", ephemeral=True)
+PING_SLICES = 30  # a heartbeat round is sent in this many slices, evenly over its interval
 
 # (page, viewers now, joined, left) -> the <hx-partial>s for #presence and #toasts
 PresenceRenderer = Callable[[str, list[Viewer], list[Viewer], list[Viewer]], str]
@@ -65,6 +68,7 @@ class LiveHub:
         ping_every: float = 15.0,
         sweep_every: float = 0.5,
         evict_after: float = 45.0,
+        ping_slices: int = PING_SLICES,
     ) -> None:
         self.broker = broker
         self.presence = presence
@@ -72,6 +76,8 @@ class LiveHub:
         self.ping_every = ping_every
         self.sweep_every = sweep_every
         self.evict_after = evict_after
+        self.ping_slices = ping_slices
+        self._ping_turn = 0  # the slice the ticker offers a heartbeat to next
         self._pages: dict[str, _PageState] = {}
         self._beats: dict[tuple[str, str], float] = {}  # (page, conn_id) -> last beat here
         self._tasks: list[asyncio.Task[None]] = []
@@ -79,7 +85,9 @@ class LiveHub:
     async def start(self) -> None:
         await self.broker.start()
         self._tasks = [
-            asyncio.create_task(self._every(self.ping_every, self._tick), name="live-ticker"),
+            asyncio.create_task(
+                self._every(self.ping_every / self.ping_slices, self._tick), name="live-ticker"
+            ),
             asyncio.create_task(self._every(self.sweep_every, self._sweep), name="live-sweeper"),
             asyncio.create_task(self._drain_on_exit(), name="live-drain"),
         ]
@@ -243,7 +251,12 @@ class LiveHub:
                 return
 
     async def _tick(self) -> None:
-        self.broker.tick(PING_EVENT)
+        part = self._ping_turn
+        self._ping_turn = (part + 1) % self.ping_slices
+        self.broker.tick(PING_EVENT, part, self.ping_slices)
+        if part != 0:
+            return
+        # Once a round: the streams stuck in a write, and the page connections gone silent.
         if cut := cut_off_stalled():
             log.info("cut off %d stalled viewers", cut)
         await self._evict_silent()

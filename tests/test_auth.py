@@ -139,17 +139,13 @@ async def test_a_session_in_use_slides_its_expiry_until_its_hard_limit(client):
     await client.sign_in("alice")
     session = await _session_of(client)
     soon = datetime.now() + timedelta(minutes=5)  # about to lapse: a request moves it on
-    await SessionsBase.update({SessionsBase.expiry_date: soon}).where(
-        SessionsBase.id == session.id
-    )
+    await SessionsBase.update({SessionsBase.expiry_date: soon}).where(SessionsBase.id == session.id)
     assert await _is_signed_in(client)
     slid = (await _session_of(client)).expiry_date
     assert timedelta(minutes=34) < slid - datetime.now() < timedelta(minutes=36)
 
     far = datetime.now() + timedelta(hours=3)  # not close to lapsing: left alone
-    await SessionsBase.update({SessionsBase.expiry_date: far}).where(
-        SessionsBase.id == session.id
-    )
+    await SessionsBase.update({SessionsBase.expiry_date: far}).where(SessionsBase.id == session.id)
     assert await _is_signed_in(client)
     assert (await _session_of(client)).expiry_date == far
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from live.hub import LiveHub, presence_topic
+from live.hub import PING_EVENT, LiveHub, presence_topic
 from live.memory_broker import MemoryBroker
 from live.presence import MemoryPresence, Viewer
 from routes.live import render_presence
@@ -112,6 +112,24 @@ async def test_two_hundred_viewers_are_listed_with_coalesced_updates() -> None:
         await v.close()
     watcher.close()
     await hub.stop()
+
+
+async def test_a_heartbeat_round_reaches_every_stream_once_a_slice_at_a_time() -> None:
+    """10,000 heartbeats at once held a process's loop for ~100 ms (every event due then
+    waited): a round is sent in slices, each stream in one of them."""
+    hub = LiveHub(MemoryBroker(), MemoryPresence(), render_presence, ping_slices=10)
+    await hub.broker.start()
+    subs = [hub.broker.subscribe([f"site:{i % 3}"]) for i in range(2000)]
+    per_tick = []
+    for _ in range(10):
+        before = sum(s.queued for s in subs)
+        await hub._tick()
+        per_tick.append(sum(s.queued for s in subs) - before)
+    assert all(s.queued == 1 and s.take() is PING_EVENT for s in subs)  # each exactly once
+    assert max(per_tick) < 400, per_tick  # ~200 a tick, never the whole round at once
+    await hub._tick()  # the next round begins with the first slice again
+    assert 0 < sum(s.queued for s in subs) == per_tick[0]
+    await hub.broker.stop()
 
 
 async def test_a_heartbeat_arriving_at_another_worker_keeps_the_stream_open() -> None:
