@@ -104,7 +104,6 @@ async def lifespan(receive, send) -> None:
         if message["type"] == "lifespan.startup":
             if os.environ.get("FLOOR_GC") != "default":
                 gc.set_threshold(50_000, 20, 100)  # as the app does (live/stream.py tune_gc)
-                gc.freeze()
             redis = aioredis.Redis.from_url(REDIS_URL)
             pubsub = redis.pubsub()
             await pubsub.psubscribe(PREFIX + "*")

@@ -409,8 +409,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def tune_gc() -> None:
-    """Collect the young generation every 50,000 allocations instead of every 700, and
-    leave the start-up heap out of collections.
+    """Collect the young generation every 50,000 allocations instead of every 700.
 
     Every open stream waits for its next event on a fresh future that lives until that
     event: at 10,000 viewers, tens of thousands of objects per event that are alive at
@@ -419,12 +418,5 @@ def tune_gc() -> None:
     sweep the whole heap — every stream's state — every second or two: 0.5 s pauses, a
     fifth of the CPU (bench/README.md). Collected 70 times less often, the young
     generation holds them until they die; cycles are still found, just later.
-
-    Called once the app has started, it also freezes what exists by then (modules, routes,
-    templates, pools: the bulk of the heap, alive for the process's life) out of every
-    collection, so the collections that do run scan what a request or a stream made, not
-    the whole program (at 1,000 viewers the fan-out's p99 went from 1.44-1.65x the floor's
-    to 1.33x).
     """
     gc.set_threshold(*GC_THRESHOLDS)
-    gc.freeze()
