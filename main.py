@@ -90,6 +90,19 @@ def admin_app(settings: Settings):
     return OperatorOnlyMiddleware(admin)
 
 
+async def keep_session(connection: Any) -> None:
+    """The connection pool's reset between borrowers: nothing more to undo.
+
+    asyncpg itself rolls back a transaction left open and drops listeners before calling
+    this. Its default reset then runs `SELECT pg_advisory_unlock_all(); CLOSE ALL;
+    UNLISTEN *; RESET ALL` — a round trip after every query outside a transaction (each
+    session lookup, each page's reads) for state this app never creates on a pooled
+    connection: no SET, no LISTEN, no cursor outside a transaction, no session-level
+    advisory lock (the migration lock has a connection of its own, `migrate`). Anything
+    that starts creating such state must undo it itself, or bring the default back.
+    """
+
+
 HOUSEKEEPING_EVERY = 60.0  # seconds: drafts expire by the hour
 LOCK_WATCH_EVERY = 2.0  # seconds: a lapsed lock's badge clears this soon after it lapses
 
@@ -121,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         db: Any = engine_finder()
         if db.engine_type == "postgres":
-            await db.start_connection_pool(min_size=2, max_size=20)
+            await db.start_connection_pool(min_size=2, max_size=20, reset=keep_session)
         await hub.start()
         tune_gc()  # this process may hold thousands of streams
         chores = [
