@@ -32,9 +32,13 @@ def link_of(site: SiteRef, line: dict) -> str:
     return ""
 
 
-async def activity_lines(site: SiteRef, ids: list[int] | None = None) -> list[dict]:
-    """The latest activity (or those `ids`), with times in the site's time zone."""
-    rows = await Activity.recent(site.id, ACTIVITY_SHOWN, ids)
+async def activity_lines(site: SiteRef) -> list[dict]:
+    """The latest activity, with times in the site's time zone."""
+    return lines_shown(site, await Activity.recent(site.id, ACTIVITY_SHOWN))
+
+
+def lines_shown(site: SiteRef, rows: list[dict]) -> list[dict]:
+    """Rows of the trail as the list shows them: the time in the site's zone, the link."""
     return [
         {
             **row,
@@ -53,12 +57,12 @@ async def activity_region(site: SiteRef) -> str:
 
 async def publish_activity(hub: LiveHub, site: SiteRef, actor: str) -> None:
     """After commit: the lines this request recorded, to every viewer of the site home."""
-    ids = Activity.take_recorded()
-    if not ids:
+    recorded = Activity.take_recorded()
+    if not recorded:
         return
 
     async def lines() -> str:
-        rows = await activity_lines(site, ids)
+        rows = lines_shown(site, sorted(recorded, key=lambda line: line["id"], reverse=True))
         html = "".join(render_fragment("sites/_activity_line.html", a=a) for a in rows)
         return upsert("activity-list", html, sort="desc") if html else ""
 

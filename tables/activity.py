@@ -1,9 +1,10 @@
 """The site activity list, which doubles as the audit trail: who did what, when, to what.
 
 Every area's table operations record their own lines (inside the action's transaction),
-so no route can forget one. The ids recorded during a request are remembered (a context
-variable, per request) so that the route layer can publish exactly those new lines after
-commit, instead of the whole list.
+so no route can forget one. The lines a request recorded are remembered once their
+transaction commits (a context variable, per request; a rolled-back line is forgotten),
+so that the route layer can publish exactly those new lines after commit, without
+reading them back and instead of the whole list.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from piccolo.columns import ForeignKey, Integer, Serial, Timestamptz, Varchar
 from piccolo.columns.defaults.timestamptz import TimestamptzNow
 from piccolo.table import Table
 
-from tables.base import Actor
+from tables.base import Actor, after_commit
 from tables.people import Site
 
 SYSTEM = Actor(0, "floorboard")  # housekeeping (expiry): no user did it
 
-_recorded: ContextVar[list[int] | None] = ContextVar("activity_recorded", default=None)
+_recorded: ContextVar[list[dict[str, Any]] | None] = ContextVar("activity_recorded", default=None)
 
 
 class Activity(Table):
@@ -56,10 +57,23 @@ class Activity(Table):
             entity_id=entity_id,
         )
         await entry.save()
-        lines = _recorded.get()
-        if lines is None:
-            _recorded.set(lines := [])
-        lines.append(entry.id)
+        line = {
+            "id": entry.id,
+            "actor_name": entry.actor_name,
+            "verb": entry.verb,
+            "summary": entry.summary,
+            "entity_type": entry.entity_type,
+            "entity_id": entry.entity_id,
+            "created_at": entry.created_at,
+        }
+
+        def committed() -> None:
+            lines = _recorded.get()
+            if lines is None:
+                _recorded.set(lines := [])
+            lines.append(line)
+
+        after_commit(committed)
         return entry
 
     @staticmethod
@@ -68,20 +82,16 @@ class Activity(Table):
         _recorded.set([])
 
     @staticmethod
-    def take_recorded() -> list[int]:
-        """The ids recorded in this context since the last call (then forgotten)."""
+    def take_recorded() -> list[dict[str, Any]]:
+        """The lines recorded and committed in this context since the last call (then
+        forgotten), as `recent` gives them: published without being read back."""
         lines = _recorded.get() or []
         _recorded.set(None)
         return lines
 
     @classmethod
-    async def recent(
-        cls, site_id: int, limit: int = 20, ids: list[int] | None = None
-    ) -> list[dict]:
-        """The latest lines of the site's trail (or just those `ids`), newest first."""
-        where: Any = cls.site == site_id
-        if ids is not None:
-            where &= cls.id.is_in(ids or [-1])
+    async def recent(cls, site_id: int, limit: int = 20) -> list[dict]:
+        """The latest lines of the site's trail, newest first."""
         return await (
             cls.select(
                 cls.id,
@@ -92,7 +102,7 @@ class Activity(Table):
                 cls.entity_id,
                 cls.created_at,
             )
-            .where(where)
+            .where(cls.site == site_id)
             .order_by(cls.id, ascending=False)
             .limit(limit)
         )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -23,18 +26,50 @@ class DomainError(ValueError):
         self.field = field
 
 
-def write_tx(db: Engine | None = None) -> Any:
+# What is to happen once the outermost write_tx of this task commits (None: not in one).
+_after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+    "after_commit", default=None
+)
+
+
+@asynccontextmanager
+async def write_tx(db: Engine | None = None) -> AsyncIterator[None]:
     """One transaction for a read-decide-write action (on the app's one engine).
 
     SQLite gets an IMMEDIATE transaction (the write lock is taken up front, so two writers
     queue instead of one failing with "database is locked"); PostgreSQL's transaction()
-    takes no transaction type.
+    takes no transaction type. Once the outermost one commits, what `after_commit` was
+    given runs; if it rolls back, that is dropped.
     """
     db = db or engine_finder()
     assert db is not None, "no Piccolo engine configured"
     if db.engine_type == "sqlite":
-        return db.transaction(transaction_type=TransactionType.immediate)
-    return db.transaction()
+        transaction = db.transaction(transaction_type=TransactionType.immediate)
+    else:
+        transaction = db.transaction()
+    if _after_commit.get() is not None:  # nested: the outer one commits, or not
+        async with transaction:
+            yield
+        return
+    pending: list[Callable[[], None]] = []
+    token = _after_commit.set(pending)
+    try:
+        async with transaction:
+            yield
+    finally:
+        _after_commit.reset(token)
+    for then in pending:
+        then()
+
+
+def after_commit(then: Callable[[], None]) -> None:
+    """Run `then` once the current write_tx has committed (at once outside one); never
+    if it rolls back."""
+    pending = _after_commit.get()
+    if pending is None:
+        then()
+    else:
+        pending.append(then)
 
 
 class StaleVersion(DomainError):
