@@ -24,10 +24,12 @@ posts x N), and the client processes' CPU.
 `--floor`: right after each app run, the same viewers and the same post schedule against
 the floor (bench/floor.py: a bare ASGI app on the same uvicorn, same workers, uvloop +
 httptools, forwarding pre-formatted frames of the app's event size from Redis pub/sub), and
-the app's p99 and CPU per delivery as ratios to the floor's. `--pages P`: the viewers and
-posts spread over P pages — P ticket boards made through the app, viewer i on board i % P,
-post k a new ticket on board k % P (the floor: P channels) — each post expected only by
-its page's viewers.
+the app's p99 and CPU per delivery as ratios to the floor's; a size given more than once
+(`--viewers 1000 1000 1000`) is also summarised as the medians of its pairs.
+
+`--pages P`: the viewers and posts spread over P pages — P ticket boards made through the
+app, viewer i on board i % P, post k a new ticket on board k % P (the floor: P channels) —
+each post expected only by its page's viewers.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import multiprocessing as mp
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -544,6 +547,38 @@ def row(r: Result) -> str:
     )
 
 
+MEDIAN_HEADER = (
+    "| pages | workers | viewers | pairs | app p99 (median) | floor p99 (median) | p99 ratio "
+    "| app CPU/delivery (median) | floor CPU/delivery (median) | CPU ratio | lost |\n"
+    "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
+def median_rows(pairs: list[tuple[Result, Result]]) -> list[str]:
+    """For every size measured more than once (`--viewers 1000 1000 1000`): the median of
+    the app's runs against the median of the floor's runs, each pair run back to back. On
+    a shared machine one pair can differ from the next by 1.5x either way; the medians of
+    a few alternating pairs are what a single figure cannot be."""
+    by_size: dict[tuple[int, int, int], list[tuple[Result, Result]]] = {}
+    for app, floor in pairs:
+        by_size.setdefault((app.pages, app.workers, app.viewers), []).append((app, floor))
+    out = []
+    for (pages, workers, viewers), runs in by_size.items():
+        if len(runs) < 2:
+            continue
+        app_p99 = statistics.median(a.p99_ms for a, _ in runs)
+        floor_p99 = statistics.median(f.p99_ms for _, f in runs)
+        app_cpu = statistics.median(a.cpu_us_per_delivery for a, _ in runs)
+        floor_cpu = statistics.median(f.cpu_us_per_delivery for _, f in runs)
+        lost = sum(a.lost for a, _ in runs)
+        out.append(
+            f"| {pages} | {workers} | {viewers:,} | {len(runs)} | {fmt_ms(app_p99)} | "
+            f"{fmt_ms(floor_p99)} | **{app_p99 / floor_p99:.2f}x** | {app_cpu:.0f} µs | "
+            f"{floor_cpu:.0f} µs | **{app_cpu / floor_cpu:.2f}x** | {lost} |"
+        )
+    return out
+
+
 def ratio_row(app: Result, floor: Result) -> str:
     """The app's figures beside the floor's, measured right after it with the same client."""
 
@@ -701,6 +736,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{RATIO_HEADER}")
             for app, floor in pairs:
                 print(ratio_row(app, floor))
+            if medians := median_rows(pairs):
+                print(f"\n{MEDIAN_HEADER}")
+                print("\n".join(medians))
         print(f"\n({time.monotonic() - started:.0f} s in all)")
         if args.json:
             Path(args.json).write_text(
