@@ -260,8 +260,8 @@ class LiveStream:
         cursor = Cursor(cursor.epoch, dict(cursor.positions))
 
         # The live path, once per viewer and event: kept to a few lookups and the write.
-        delivered = metrics.delivered
-        clock = loop.time
+        counter, observe_lag, clock = metrics.DELIVERY, metrics.observe_lag, loop.time
+        written = 0  # live deliveries so far: every one counted, one in LAG_SAMPLE timed
         while True:
             event = sub.take()
             if event is None:
@@ -311,7 +311,10 @@ class LiveStream:
             self.writing_since = clock()
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             self.writing_since = 0.0
-            delivered(event)
+            counter.delivered += 1
+            written += 1
+            if written % metrics.LAG_SAMPLE == 1:
+                observe_lag(event)
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
 
