@@ -186,6 +186,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(metrics.RequestLatencyMiddleware),  # by route name: outermost
+            Middleware(errors.UnavailableAnswered),  # PostgreSQL/Redis down: a 503, no traceback
             # X-Forwarded-For/-Proto believed from TRUSTED_PROXIES only (none by default:
             # the peer is the client); uvicorn.run() below trusts no one itself.
             *(

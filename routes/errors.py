@@ -9,6 +9,7 @@ import asyncpg
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from routes.common import BROKER_DOWN, is_htmx, templates
 from routes.security import security_headers
@@ -113,9 +114,38 @@ def unavailable(exc: BaseException) -> bool:
     return any(isinstance(exc, kinds) for kinds, _ in UNAVAILABLE.values())
 
 
+class UnavailableAnswered:
+    """The readable 503 for a database or Redis that stops answering outside the routes
+    (the session lookup of the authentication middleware), answered here rather than by
+    Starlette's server-error middleware: that one answers with our handler too, but then
+    re-raises, so the server logged a traceback for every request of an outage."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception as exc:
+            if started or not unavailable(exc):
+                raise
+            response = await service_unavailable(Request(scope), exc)
+            await response(scope, receive, send)
+
+
 async def server_error(request: Request, exc: Exception) -> Response:
-    # Failures outside the routes (the session lookup of the authentication middleware)
-    # arrive here rather than at the handlers by class below.
+    # Failures outside the routes that UnavailableAnswered does not answer arrive here
+    # rather than at the handlers by class below.
     if unavailable(exc):
         return await service_unavailable(request, exc)
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
