@@ -179,15 +179,11 @@ class SessionsBackend(SessionsAuthBackend):
     ) -> tuple[AuthCredentials, User | UnauthenticatedUser] | None:
         token = conn.cookies.get(self.cookie_name)
         rows = await self.auth_table.raw(_SESSION_SQL, token) if token else []
-        if not rows:
-            if self.allow_unauthenticated:
-                return AuthCredentials(scopes=[]), UnauthenticatedUser()
-            raise AuthenticationError("No matching session found.")
-        row = rows[0]
-        session_id = row.pop("session__id")
-        expiry, max_expiry = row.pop("session__expiry"), row.pop("session__max_expiry")
+        row = rows[0] if rows else {}
+        session_id = row.pop("session__id", None)
+        expiry, max_expiry = row.pop("session__expiry", None), row.pop("session__max_expiry", None)
         now = datetime.now()  # naive local time, as piccolo_api's sessions table stores it
-        if not (expiry > now and max_expiry > now):
+        if session_id is None or not (expiry > now and max_expiry > now):
             if self.allow_unauthenticated:
                 return AuthCredentials(scopes=[]), UnauthenticatedUser()
             raise AuthenticationError("No matching session found.")

@@ -144,10 +144,8 @@ class UnavailableAnswered:
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    # Failures outside the routes that UnavailableAnswered does not answer arrive here
-    # rather than at the handlers by class below.
-    if unavailable(exc):
-        return await service_unavailable(request, exc)
+    # A bug anywhere: a service that is not answering never gets here (the handlers by
+    # class below inside the routes, UnavailableAnswered outside them).
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     try:
         return error_page(request, 500, "It has been logged. Please try again in a moment.")

@@ -25,6 +25,10 @@ SYSTEM = Actor(0, "floorboard")  # housekeeping (expiry): no user did it
 _recorded: ContextVar[list[dict[str, Any]] | None] = ContextVar("activity_recorded", default=None)
 
 
+# What a line of the list carries: read by `recent`, kept by `record` for publishing.
+LINE_FIELDS = ("id", "actor_name", "verb", "summary", "entity_type", "entity_id", "created_at")
+
+
 class Activity(Table):
     id: Serial
     site = ForeignKey(Site, null=False, index=True)
@@ -57,15 +61,7 @@ class Activity(Table):
             entity_id=entity_id,
         )
         await entry.save()
-        line = {
-            "id": entry.id,
-            "actor_name": entry.actor_name,
-            "verb": entry.verb,
-            "summary": entry.summary,
-            "entity_type": entry.entity_type,
-            "entity_id": entry.entity_id,
-            "created_at": entry.created_at,
-        }
+        line = {name: getattr(entry, name) for name in LINE_FIELDS}  # as `recent` reads it
 
         def committed() -> None:
             lines = _recorded.get()
@@ -93,15 +89,7 @@ class Activity(Table):
     async def recent(cls, site_id: int, limit: int = 20) -> list[dict]:
         """The latest lines of the site's trail, newest first."""
         return await (
-            cls.select(
-                cls.id,
-                cls.actor_name,
-                cls.verb,
-                cls.summary,
-                cls.entity_type,
-                cls.entity_id,
-                cls.created_at,
-            )
+            cls.select(*(getattr(cls, name) for name in LINE_FIELDS))
             .where(cls.site == site_id)
             .order_by(cls.id, ascending=False)
             .limit(limit)

@@ -8,16 +8,15 @@ from bs4 import BeautifulSoup
 
 from tables.activity import Activity
 from tables.base import Actor, after_commit, write_tx
-from tables.people import Site
 from tests.conftest import soup
+from tests.factories import site_id
 
 ALICE = Actor(0, "Alice Wanjiru")
 
 
 @pytest.fixture
 async def site() -> int:
-    row = await Site.select(Site.id).where(Site.slug == "nairobi").first()
-    return row["id"]
+    return await site_id("nairobi")
 
 
 async def test_after_commit_waits_for_the_outermost_transaction_and_skips_a_rollback():
@@ -63,8 +62,7 @@ async def test_a_note_reaches_the_list_as_the_page_draws_it(as_user, app):
     """The line travelling on the stream is the one a fresh page shows."""
     alice = await as_user("alice")
     hub = app.state.services.hub
-    site = await Site.select(Site.id).where(Site.slug == "nairobi").first()
-    feed = hub.broker.subscribe([f"site:{site['id']}"])
+    feed = hub.broker.subscribe([f"site:{await site_id('nairobi')}"])
     try:
         response = await alice.post("/s/nairobi/notes", {"note": "Gate 3 <is> open"})
         assert response.status_code == 303

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 import pytest
+from piccolo_api.session_auth.tables import SessionsBase
 
 from tests.conftest import soup, texts
 
@@ -119,8 +122,6 @@ async def test_sign_out_ends_the_session_on_the_server(client):
 
 
 async def _session_of(client):
-    from piccolo_api.session_auth.tables import SessionsBase
-
     token = client.http.cookies["id"]
     return await SessionsBase.objects().where(SessionsBase.token == token).first()
 
@@ -132,10 +133,6 @@ async def _is_signed_in(client) -> bool:
 
 
 async def test_a_session_in_use_slides_its_expiry_until_its_hard_limit(client):
-    from datetime import datetime, timedelta
-
-    from piccolo_api.session_auth.tables import SessionsBase
-
     await client.sign_in("alice")
     session = await _session_of(client)
     soon = datetime.now() + timedelta(minutes=5)  # about to lapse: a request moves it on
@@ -157,10 +154,6 @@ async def test_a_session_in_use_slides_its_expiry_until_its_hard_limit(client):
 
 
 async def test_a_lapsed_session_signs_its_user_out(client):
-    from datetime import datetime, timedelta
-
-    from piccolo_api.session_auth.tables import SessionsBase
-
     await client.sign_in("bob")
     session = await _session_of(client)
     lapsed = datetime.now() - timedelta(minutes=1)
