@@ -18,7 +18,6 @@ from starlette.middleware import Middleware
 from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import settings as settings_module
@@ -66,12 +65,9 @@ from settings import ROOT, Settings
 MIGRATION_LOCK = 7_301_001  # any app-wide bigint: serialises migrations across processes
 
 
-class Floorboard(Starlette):
+class Floorboard(StreamsOutside, Starlette):
     """Starlette, with live streams served outside its middleware once they are open
     (live.stream.StreamsOutside: around the whole stack, Starlette's error handler too)."""
-
-    def build_middleware_stack(self) -> ASGIApp:
-        return StreamsOutside(super().build_middleware_stack())
 
 
 def admin_app(settings: Settings):

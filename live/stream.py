@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sse_starlette import ServerSentEvent
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Receive, Scope, Send
 
 from live import metrics
 from live.broker import Broker, Subscription
@@ -142,7 +142,7 @@ def html_frame(html: str, event_id: str | None = None) -> bytes:
     return ServerSentEvent(html, id=event_id, sep=SEP).encode()
 
 
-@dataclass(eq=False)  # identity: streams live in a set
+@dataclass(eq=False, slots=True)  # identity: streams live in a set; slots: stamped per write
 class LiveStream:
     """The ASGI response for one viewer of one live page."""
 
@@ -166,8 +166,13 @@ class LiveStream:
         self._watcher = asyncio.ensure_future(_close_on_disconnect(receive, self._sub))
         self._task = asyncio.current_task()
         _open.add(self)
-        if not await self._step(self._start(scope, send), last=False):
-            return
+        try:
+            await self._start(scope, send)
+        except BaseException as exc:
+            await self.close()
+            if self._ends_quietly(exc):
+                return
+            raise
         outside = scope.get(OUTSIDE)
         if outside is not None:  # StreamsOutside serves the rest once the app has returned
             outside.append(self)
@@ -185,38 +190,41 @@ class LiveStream:
         scope[metrics.STREAM_OPENED] = time.perf_counter()  # its request latency ends here
 
     async def resume(self, send: Send) -> None:
-        """The stream after its response start: every message, then the end of the body."""
-        await self._step(self._body(send), last=True)
+        """The stream after its response start: every message, then the end of the body.
 
-    async def _body(self, send: Send) -> None:
+        The live loop is awaited right here, not through helpers: every delivery resumes
+        the stream's coroutine through each frame between the server and `_run`, and at
+        thousands of viewers per event each frame more is a measurable share of the CPU.
+        """
         assert self._sub is not None
-        await self._run(self._sub, send)
-        # The subscription ended (shutdown, overflow, broker reset): finish the body
-        # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _step(self, step: Awaitable[None], *, last: bool) -> bool:
-        """Run a part of the response; whatever ends it ends the stream (and closes it).
-        True if the stream goes on after this part."""
-        ended = True
         try:
-            await step
-            ended = last
-        except asyncio.CancelledError:
-            if not self._stalled or self._task is None:
+            await self._run(self._sub, send)
+            # The subscription ended (shutdown, overflow, broker reset): finish the body
+            # properly, so the browser sees a clean end and reconnects with Last-Event-ID.
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except BaseException as exc:
+            if not self._ends_quietly(exc):
                 raise
+        finally:
+            await self.close()
+
+    def _ends_quietly(self, exc: BaseException) -> bool:
+        """Whether `exc`, having ended this stream, is an expected end (logged here)
+        rather than one to raise: a shutdown's cancellation is raised."""
+        if isinstance(exc, asyncio.CancelledError):
+            if not self._stalled or self._task is None:
+                return False
             self._task.uncancel()  # our own cut-off, not a shutdown: end normally
             log.info("live stream cut off: its socket stopped draining")
-        except OSError as exc:
+        elif isinstance(exc, OSError):
             log.info("live stream cut off: %s", type(exc).__name__)
-        except Exception:
+        elif isinstance(exc, Exception):
             # The broker failed mid-stream (Redis gone, shutdown under way): end this
             # response; the browser reconnects and is replayed or resynced.
-            log.warning("live stream ended by a broker error", exc_info=True)
-        finally:
-            if ended:
-                await self.close()
-        return not ended
+            log.warning("live stream ended by a broker error", exc_info=exc)
+        else:
+            return False
+        return True
 
     async def close(self) -> None:
         """Unsubscribe and forget the stream (once it ended, or was never served)."""
@@ -261,6 +269,7 @@ class LiveStream:
 
         # The live path, once per viewer and event: kept to a few lookups and the write.
         counter, observe_lag, clock = metrics.DELIVERY, metrics.observe_lag, loop.time
+        cache = _cache
         written = 0  # live deliveries so far: every one counted, one in LAG_SAMPLE timed
         while True:
             event = sub.take()
@@ -304,7 +313,11 @@ class LiveStream:
             cursor.positions[topic] = event.position  # what cursor.advanced(event) gives
             last_seq[topic] = seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
-                chunk = _cache.frame(event, cursor.epoch)
+                last = cache._last  # _cache.frame()'s first check, without the call
+                if last is not None and last[0] is event and last[1] == cursor.epoch:
+                    chunk = last[2]
+                else:
+                    chunk = cache.frame(event, cursor.epoch)
             else:
                 chunk = frame(_cache.body(event), cursor.encode(self.topics))
             # write(), inlined: this is the one line every delivery runs
@@ -375,30 +388,31 @@ async def _close_on_disconnect(receive: Receive, sub: Subscription) -> None:
 class StreamsOutside:
     """Serves an open live stream from outside the middleware stack that let it in.
 
-    Wrapped around the whole app (main.py), it gives every GET a place in the scope where a
-    `LiveStream` leaves itself once its response has started. Everything that decides
-    whether and how a stream opens has run by then, in the one stack every request goes
-    through: the Host check, the session, the CSRF token (and its cookie), site membership
-    (401 / 404), the route and the page's own 404, the security headers on the response
-    start, the request's latency. What is left — a message per event for as long as the
-    viewer stays — has nothing for those middlewares to do, yet inside them every message
-    would resume the stream's coroutine through ~16 frames and pass through 4 send
-    wrappers, and every stream would keep all their frames alive (bench/README.md). So the
-    app returns, its middlewares finish, and the stream goes on here with the server's
-    `send`. One way in, one authorisation path: nothing here decides who may see what.
+    A mixin for the app's class (main.py: `class Floorboard(StreamsOutside, Starlette)`):
+    it gives every GET a place in the scope where a `LiveStream` leaves itself once its
+    response has started. Everything that decides whether and how a stream opens has run
+    by then, in the one stack every request goes through: the Host check, the session, the
+    CSRF token (and its cookie), site membership (401 / 404), the route and the page's own
+    404, the security headers on the response start, the request's latency. What is left —
+    a message per event for as long as the viewer stays — has nothing for those
+    middlewares to do, yet inside them every message would resume the stream's coroutine
+    through ~16 frames and pass through 4 send wrappers, and every stream would keep all
+    their frames alive (bench/README.md). So the app returns, its middlewares finish, and
+    the stream goes on here with the server's `send`, one frame below the server's own:
+    a mixin's `__call__` rather than a wrapper around the app, whose `__call__` would be
+    one more frame every delivery passes through. One way in, one authorisation path:
+    nothing here decides who may see what.
     """
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = super().__call__  # type: ignore[misc]  # the ASGI app class mixed with
         if scope["type"] != "http" or scope["method"] != "GET":
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
             return
         opened: list[LiveStream] = []
         scope[OUTSIDE] = opened
         try:
-            await self.app(scope, receive, send)
+            await app(scope, receive, send)
         except BaseException:
             for stream in opened:
                 await stream.close()
