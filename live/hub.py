@@ -1,6 +1,7 @@
 """The live hub: one per process, between the routes and the broker (SPEC §4).
 
-It owns the process-wide loops, so that no stream needs a timer of its own:
+It owns the process-wide loop, so that no stream needs a timer of its own — one timer for
+everything, since on these machines every wake-up of an idle process costs ~0.1 ms of CPU:
 
 * the **ticker** offers a heartbeat to every open stream every `ping_every` seconds (proxies
   keep idle streams open; a viewer whose socket stopped draining is cut off when the write
@@ -10,7 +11,9 @@ It owns the process-wide loops, so that no stream needs a timer of its own:
   vanished leaves a half-open socket behind: it is evicted within `evict_after` seconds);
 * the **sweeper** turns presence changes into one rendered update per page and interval
   (joins and leaves are coalesced: 200 tablets arriving at once make a handful of updates,
-  not 200), published as an ephemeral event on the page's presence topic.
+  not 200), published as an ephemeral event on the page's presence topic;
+* and when the server is told to stop (uvicorn's SIGTERM/SIGINT handler), every stream
+  ends at once rather than holding the shutdown for its grace period.
 
 Presence is tied to the page connection a tab opens (`conn_id`, chosen at render time and
 kept across reconnects), refreshed by the stream opening and by the page's heartbeat
@@ -26,6 +29,7 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from live.broker import Broker, Subscription
 from live.events import Event
@@ -81,16 +85,12 @@ class LiveHub:
         self._pages: dict[str, _PageState] = {}
         self._beats: dict[tuple[str, str], float] = {}  # (page, conn_id) -> last beat here
         self._tasks: list[asyncio.Task[None]] = []
+        self._chained: dict[int, Any] = {}  # signal -> the server's handler we wrapped
 
     async def start(self) -> None:
         await self.broker.start()
-        self._tasks = [
-            asyncio.create_task(
-                self._every(self.ping_every / self.ping_slices, self._tick), name="live-ticker"
-            ),
-            asyncio.create_task(self._every(self.sweep_every, self._sweep), name="live-sweeper"),
-            asyncio.create_task(self._drain_on_exit(), name="live-drain"),
-        ]
+        self._tasks = [asyncio.create_task(self._loop(), name="live-hub")]
+        self._drain_on_exit()
 
     async def stop(self) -> None:
         for task in self._tasks:
@@ -98,6 +98,9 @@ class LiveHub:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        for signum, handler in self._chained.items():
+            signal.signal(signum, handler)
+        self._chained.clear()
         await self.broker.stop()  # ends every subscription, so every stream returns
 
     # -- what routes call -------------------------------------------------------------
@@ -225,30 +228,63 @@ class LiveHub:
     def _page(self, page: str) -> _PageState:
         return self._pages.setdefault(page, _PageState())
 
-    async def _every(self, seconds: float, work: Callable[[], object]) -> None:
-        while True:
-            await asyncio.sleep(seconds)
-            try:
-                await work()  # type: ignore[misc]
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a Redis blip must not kill the loop
-                log.exception("live hub loop %s failed", getattr(work, "__name__", work))
+    async def _loop(self) -> None:
+        """The ticker and the sweeper on one timer: each runs when it is due, and with the
+        default intervals (both 0.5 s) the process wakes up once for the two. A sweep runs
+        as a task of its own, so that a Redis call hanging in it cannot hold up the
+        heartbeats; the next one starts once it is over."""
+        loop = asyncio.get_running_loop()
+        tick_every = self.ping_every / self.ping_slices
+        next_tick = next_sweep = loop.time()
+        sweeping: asyncio.Task[None] | None = None
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, min(next_tick, next_sweep) - loop.time()))
+                now = loop.time()
+                if now >= next_sweep:
+                    next_sweep = now + self.sweep_every
+                    if sweeping is None or sweeping.done():
+                        sweeping = asyncio.create_task(self._guarded(self._sweep))
+                if now >= next_tick:
+                    next_tick = now + tick_every
+                    await self._guarded(self._tick)
+        finally:
+            if sweeping is not None:
+                sweeping.cancel()
 
-    async def _drain_on_exit(self) -> None:
-        """End every stream as soon as the server starts shutting down.
+    @staticmethod
+    async def _guarded(work: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await work()
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a Redis blip must not kill the loop
+            log.exception("live hub loop %s failed", getattr(work, "__name__", work))
+
+    def _drain_on_exit(self) -> None:
+        """End every stream as soon as the server is told to shut down.
 
         uvicorn waits for open connections before it runs the lifespan shutdown (where
         `stop()` is), so streams left open would hold it for the whole grace period and
-        then be cancelled mid-write. Like sse-starlette, find uvicorn's Server through
-        its SIGTERM handler and watch `should_exit`.
+        then be cancelled mid-write. Its SIGTERM/SIGINT handlers (`Server.handle_exit`,
+        found as sse-starlette finds them) are wrapped: theirs runs, then the streams end.
+        No uvicorn handler (tests, another server): nothing to wrap.
         """
-        while True:
-            await asyncio.sleep(0.2)
-            server = getattr(signal.getsignal(signal.SIGTERM), "__self__", None)
-            if getattr(server, "should_exit", False):
-                self.broker.close_subscriptions()
-                return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            handler = signal.getsignal(signum)
+            if not hasattr(getattr(handler, "__self__", None), "should_exit"):
+                continue
+
+            def exiting(sig: int, frame: Any, handler: Any = handler) -> None:
+                handler(sig, frame)
+                loop.call_soon_threadsafe(self.broker.close_subscriptions)
+
+            try:
+                signal.signal(signum, exiting)
+            except ValueError:  # not the main thread: uvicorn could not have set it either
+                continue
+            self._chained[signum] = handler
 
     async def _tick(self) -> None:
         part = self._ping_turn
