@@ -11,6 +11,7 @@ messages (a Redis reconnect or a lost epoch), every subscription ends with `rese
 from __future__ import annotations
 
 import asyncio
+import itertools
 from abc import ABC, abstractmethod
 from collections import deque
 from contextlib import AbstractAsyncContextManager
@@ -42,11 +43,15 @@ class Subscription:
         "closed",
         "overflowed",
         "reset",
+        "serial",
         "topics",
     )
 
-    def __init__(self, fanout: Fanout, topics: list[str], max_events: int, max_bytes: int) -> None:
+    def __init__(
+        self, fanout: Fanout, topics: list[str], max_events: int, max_bytes: int, serial: int = 0
+    ) -> None:
         self.topics = tuple(dict.fromkeys(topics))
+        self.serial = serial  # its place among its broker's subscriptions: its heartbeat slice
         self.overflowed = False
         self.reset = False
         self.closed = False
@@ -146,18 +151,19 @@ class Subscription:
 class Fanout:
     """The local subscriptions of one broker, by topic; delivery never awaits."""
 
-    __slots__ = ("_all_subs", "_by_topic", "_closed")
+    __slots__ = ("_all_subs", "_by_topic", "_closed", "_serials")
 
     def __init__(self) -> None:
         self._by_topic: dict[str, set[Subscription]] = {}
         self._all_subs: set[Subscription] = set()
         self._closed = False
+        self._serials = itertools.count()
 
     def __len__(self) -> int:
         return len(self._all_subs)
 
     def subscribe(self, topics: list[str], max_events: int, max_bytes: int) -> Subscription:
-        sub = Subscription(self, topics, max_events, max_bytes)
+        sub = Subscription(self, topics, max_events, max_bytes, next(self._serials))
         if self._closed:
             # A stream opened during shutdown ends at once instead of waiting forever.
             sub.closed = True
@@ -192,12 +198,12 @@ class Fanout:
         """Offer an event to every local subscription whatever its topics (heartbeats) —
         or to one of `parts` fixed slices of them (`part`), so that a round of heartbeats
         can be spread over its interval: every subscription is in exactly one slice for
-        as long as it lives.
+        as long as it lives (by its serial number, so the slices are even).
 
         A subscription too full to take it is left alone: it is about to be cut off anyway.
         """
         for sub in self._all():
-            if parts == 1 or hash(sub) % parts == part:
+            if parts == 1 or sub.serial % parts == part:
                 sub._offer(event)
 
     def reset_all(self) -> None:
