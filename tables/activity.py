@@ -50,7 +50,9 @@ class Activity(Table):
         entity_type: str = "",
         entity_id: int | None = None,
     ) -> Activity:
-        """Add a line to the site's trail; call it inside the action's transaction."""
+        """Add a line to the site's trail; call it inside the action's transaction (an
+        action that writes nothing else needs none: the INSERT commits on its own, and
+        the line is published once it has)."""
         entry = cls(
             site=site_id,
             actor=actor.id or None,
