@@ -1,7 +1,7 @@
 """The live hub: one per process, between the routes and the broker (SPEC §4).
 
-It owns the process-wide loop, so that no stream needs a timer of its own — one timer for
-everything, since on these machines every wake-up of an idle process costs ~0.1 ms of CPU:
+It owns the process-wide loops, so that no stream needs a timer of its own (on these
+machines every wake-up of an idle process costs ~0.1 ms of CPU):
 
 * the **ticker** offers a heartbeat to every open stream every `ping_every` seconds (proxies
   keep idle streams open; a viewer whose socket stopped draining is cut off when the write
@@ -89,7 +89,12 @@ class LiveHub:
 
     async def start(self) -> None:
         await self.broker.start()
-        self._tasks = [asyncio.create_task(self._loop(), name="live-hub")]
+        self._tasks = [
+            asyncio.create_task(
+                self._every(self.ping_every / self.ping_slices, self._tick), name="live-ticker"
+            ),
+            asyncio.create_task(self._every(self.sweep_every, self._sweep), name="live-sweeper"),
+        ]
         self._drain_on_exit()
 
     async def stop(self) -> None:
@@ -228,38 +233,15 @@ class LiveHub:
     def _page(self, page: str) -> _PageState:
         return self._pages.setdefault(page, _PageState())
 
-    async def _loop(self) -> None:
-        """The ticker and the sweeper on one timer: each runs when it is due, and with the
-        default intervals (both 0.5 s) the process wakes up once for the two. A sweep runs
-        as a task of its own, so that a Redis call hanging in it cannot hold up the
-        heartbeats; the next one starts once it is over."""
-        loop = asyncio.get_running_loop()
-        tick_every = self.ping_every / self.ping_slices
-        next_tick = next_sweep = loop.time()
-        sweeping: asyncio.Task[None] | None = None
-        try:
-            while True:
-                await asyncio.sleep(max(0.0, min(next_tick, next_sweep) - loop.time()))
-                now = loop.time()
-                if now >= next_sweep:
-                    next_sweep = now + self.sweep_every
-                    if sweeping is None or sweeping.done():
-                        sweeping = asyncio.create_task(self._guarded(self._sweep))
-                if now >= next_tick:
-                    next_tick = now + tick_every
-                    await self._guarded(self._tick)
-        finally:
-            if sweeping is not None:
-                sweeping.cancel()
-
-    @staticmethod
-    async def _guarded(work: Callable[[], Awaitable[None]]) -> None:
-        try:
-            await work()
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a Redis blip must not kill the loop
-            log.exception("live hub loop %s failed", getattr(work, "__name__", work))
+    async def _every(self, seconds: float, work: Callable[[], Awaitable[None]]) -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a Redis blip must not kill the loop
+                log.exception("live hub loop %s failed", getattr(work, "__name__", work))
 
     def _drain_on_exit(self) -> None:
         """End every stream as soon as the server is told to shut down.
