@@ -4,7 +4,7 @@
 
 Starts a throwaway stack (PostgreSQL database, Redis namespace, `python main.py`), signs
 alice in, warms up with 20 actions, then sends `--posts` of them one after the other and
-reports the server's CPU per POST (utime + stime of every server process over the run,
+reports the server's CPU per POST (CPU time of every server process over the run,
 divided by the POSTs) and the latency each POST took, p50 and p99. `note` is a note on the
 site home (the fan-out bench's post); `ticket` is a new ticket on one of 50 boards made
 for the run (the 500-pages bench's post). With no viewers, what is left is the action

@@ -44,7 +44,7 @@ a timeout and `--budget` bounds the whole run; traffic goes to 127.0.0.1 only.
    to body in: server time + loopback), the time until the viewer has the event, and the
    event's size — the SSE message (`id:` + `data:` lines + blank line) that carries
    `id="appointment-<id>" class="booking booking--<new status>"`, as the viewer receives
-   it; and the server's CPU (utime + stime) over all of them, per change.
+   it; and the server's CPU (`common.cpu_seconds`) over all of them, per change.
 """
 
 from __future__ import annotations

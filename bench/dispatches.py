@@ -73,7 +73,7 @@ a timeout and `--budget` bounds the whole run; traffic goes to 127.0.0.1 only.
    POST left; p50 / p99 / max over viewers and bulks. Lost: a (dispatch, viewer) pair not
    delivered within 30 s of a bulk that is in the database afterwards. Bytes per viewer:
    the SSE messages (`id:` + `data:` lines) of the events carrying a bulk's cards, as one
-   viewer receives them. Server CPU: utime + stime of the server's processes from just
+   viewer receives them. Server CPU: CPU time of the server's processes from just
    before a bulk's POST to the moment every viewer had it.
 
 The load average at the start and the end is printed: other work on the machine shows

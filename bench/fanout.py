@@ -17,7 +17,7 @@ deletes the namespace's keys. Every phase has a timeout; `--budget` bounds the w
 Reported per run: p50 / p99 / max latency, lost deliveries, posts/s achieved (the rate at
 which the POSTs were answered: posts - 1 over first answer to last answer), server RSS per idle
 stream (VmRSS of the worker processes with N streams open minus before, over N), server CPU
-per delivered message (utime+stime of all server processes over the posting phase — first
+per delivered message (CPU time of all server processes over the posting phase — first
 POST sent to last delivery — divided by the SSE messages the viewers received, normally
 posts x N), and the client processes' CPU.
 
