@@ -306,11 +306,12 @@ class LiveHub:
         for page, state in list(self._pages.items()):
             if not (state.streams or state.dirty or state.departing_until > now):
                 del self._pages[page]
+        swept = await self.presence.sweep_all(list(self._pages))
+        for page, left in swept.items():
+            page_state = self._pages.get(page)  # a page may have gone meanwhile
+            if page_state is None or not (left or page_state.dirty):
                 continue
-            left = await self.presence.sweep(page)
-            if not (left or state.dirty):
-                continue
-            joined, state.joined, state.dirty = state.joined, [], False
+            joined, page_state.joined, page_state.dirty = page_state.joined, [], False
             viewers = await self.presence.viewers(page)
             html = self.render_presence(page, viewers, joined, left)
             await self.broker.publish_ephemeral(presence_topic(page), "presence", "", html)

@@ -117,6 +117,28 @@ async def test_leave_is_reported_by_sweep_once_the_grace_is_over(presence: Prese
     assert await presence.sweep(PAGE) == []
 
 
+async def test_many_pages_are_swept_at_once_each_with_its_own_leaves(
+    presence: PresenceStore,
+) -> None:
+    """The hub sweeps every page it holds streams of in one call (one round trip on Redis):
+    each page reports who left it, and only it."""
+    pages = [f"{PAGE}-{i}" for i in range(30)]
+    leaving = {page: conn() for page in pages[::3]}
+    for page in pages:
+        await presence.heartbeat(page, leaving.get(page) or conn(), ALICE)
+        await presence.heartbeat(page, conn(), BOB)
+    for page, alice_conn in leaving.items():
+        assert await presence.leave(page, alice_conn) is True
+
+    assert await presence.sweep_all(pages) == {page: [] for page in pages}
+    await asyncio.sleep(GRACE + MARGIN)
+    swept = await presence.sweep_all(pages)
+    assert swept == {page: [ALICE] if page in leaving else [] for page in pages}
+    assert await presence.sweep_all([]) == {}
+    for page in pages:
+        assert await presence.viewers(page) == ([BOB] if page in leaving else [ALICE, BOB])
+
+
 async def test_quick_reconnect_within_the_grace_reports_neither_leave_nor_join(
     presence: PresenceStore,
 ) -> None:
