@@ -48,7 +48,7 @@ class Subscription:
     )
 
     def __init__(
-        self, fanout: Fanout, topics: list[str], max_events: int, max_bytes: int, serial: int = 0
+        self, fanout: Fanout, topics: list[str], max_events: int, max_bytes: int, serial: int
     ) -> None:
         self.topics = tuple(dict.fromkeys(topics))
         self.serial = serial  # its place among its broker's subscriptions: its heartbeat slice

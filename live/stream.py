@@ -269,7 +269,6 @@ class LiveStream:
 
         # The live path, once per viewer and event: kept to a few lookups and the write.
         counter, observe_lag, clock = metrics.DELIVERY, metrics.observe_lag, loop.time
-        cache = _cache
         written = 0  # live deliveries so far: every one counted, one in LAG_SAMPLE timed
         while True:
             event = sub.take()
@@ -313,11 +312,7 @@ class LiveStream:
             cursor.positions[topic] = event.position  # what cursor.advanced(event) gives
             last_seq[topic] = seq
             if single:  # every up-to-date viewer has the same id: the frame is built once
-                last = cache._last  # _cache.frame()'s first check, without the call
-                if last is not None and last[0] is event and last[1] == cursor.epoch:
-                    chunk = last[2]
-                else:
-                    chunk = cache.frame(event, cursor.epoch)
+                chunk = _cache.frame(event, cursor.epoch)
             else:
                 chunk = frame(_cache.body(event), cursor.encode(self.topics))
             # write(), inlined: this is the one line every delivery runs
