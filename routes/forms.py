@@ -25,12 +25,10 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import FormParser, MultiPartParser
 from starlette.requests import Request
 
-# PostgreSQL's `integer`, which every id and count column is: a bigger number can name no
-# row, and asyncpg would refuse to send it (a 500) rather than find nothing.
-INT_MAX = 2**31 - 1
+from tables.values import INT_MAX, ROW_ID  # an id: 1 to PostgreSQL's integer maximum
+
 # ASCII digits only: str.isdigit() also takes "²" and "١٢", which int() refuses or reads.
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,11}")
-ROW_ID = re.compile(r"[0-9]{1,10}")
 MAX_FIELDS = 1000
 MAX_PART_SIZE = 1024 * 1024
 # No form here takes files or pages of text: anything bigger is refused (413) unread.

@@ -50,18 +50,9 @@ from piccolo.table import Table
 
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned, write_tx
-from tables.boards import (
-    INT_MAX,
-    ROW_ID,
-    UNTYPEABLE,
-    BoardColumn,
-    BoardKind,
-    Ticket,
-    create_ticket,
-    parse_moment,
-    typeable,
-)
+from tables.boards import BoardColumn, BoardKind, Ticket, create_ticket
 from tables.people import Site, SiteRef
+from tables.values import UNTYPEABLE, parse_moment, row_id, typeable
 
 BAY_NAME_MAX = 60
 NOTES_MAX = 2000
@@ -176,13 +167,6 @@ def _text(values: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _row_id(value: Any) -> int | None:
-    """A row id as a form sends it, or None when it cannot name a row."""
-    text = str(value).strip() if value is not None else ""
-    number = int(text) if ROW_ID.fullmatch(text) else 0
-    return number if 0 < number <= INT_MAX else None
-
-
 def _moment(text: str, tz: ZoneInfo) -> datetime | None:
     """datetime-local text in the site's time zone as a UTC moment (None if unreadable)."""
     try:
@@ -240,7 +224,7 @@ async def _read_booking(
 
     bay: dict[str, Any] | None = None
     if "bay" in present:
-        bay = await _active_bay(site_id, _row_id(_text(values, "bay")))
+        bay = await _active_bay(site_id, row_id(_text(values, "bay")))
         if bay is None:
             errors["bay"] = NO_BAY
         else:
@@ -274,7 +258,7 @@ async def _read_booking(
 
 
 async def _site(site_id: int) -> SiteRef:
-    site = await SiteRef.load(site_id) if _row_id(site_id) is not None else None
+    site = await SiteRef.load(site_id) if row_id(site_id) is not None else None
     if site is None:
         raise DomainError(NO_SITE)
     return site
@@ -294,7 +278,7 @@ async def _active_bay(site_id: int, bay_id: int | None) -> dict[str, Any] | None
 async def _appointment(site_id: int, appointment_id: int) -> dict[str, Any]:
     """One of the site's appointments with its bay's name and the site's time zone (`tz`),
     or DomainError."""
-    if _row_id(appointment_id) is None:
+    if row_id(appointment_id) is None:
         raise DomainError(NO_APPOINTMENT)
     row = await (
         Appointment.select(
@@ -923,7 +907,7 @@ async def day_view(site_id: int, day: date) -> DayView:
 async def appointments_by_id(site_id: int, ids: list[int]) -> dict[int, AppointmentView]:
     """Those of `ids` that are the site's appointments, for redrawing just them: 1 query
     for any number."""
-    ids = [i for i in ids if _row_id(i) is not None] or [-1]
+    ids = [i for i in ids if row_id(i) is not None] or [-1]
     rows = await (
         Appointment.select(*_with_bay_name(), Appointment.site.timezone.as_alias("timezone"))
         .where(Appointment.id.is_in(ids) & (Appointment.site == site_id))

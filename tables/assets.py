@@ -27,8 +27,8 @@ from piccolo.columns.base import OnDelete
 from piccolo.table import Table
 
 from tables.base import DomainError, InvalidInput
-from tables.boards import INT_MAX, ROW_ID, UNTYPEABLE, typeable
 from tables.people import Organisation, Site
+from tables.values import UNTYPEABLE, row_id, typeable
 
 REGISTRATION = re.compile(r"[A-Z0-9][A-Z0-9 -]{1,19}")
 METER_MAX = 9_999_999  # km: more than any odometer shows
@@ -74,17 +74,6 @@ class Asset(Table):
 
 
 # -- input -----------------------------------------------------------------------------
-
-
-def row_id(value: Any) -> int | None:
-    """A row id as a form or a JSON body sends it, or None when it cannot name a row."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value if 0 < value <= INT_MAX else None
-    text = value.strip() if isinstance(value, str) else ""
-    number = int(text) if ROW_ID.fullmatch(text) else 0
-    return number if 0 < number <= INT_MAX else None
 
 
 def whole_number(raw: Any, least: int, most: int, called: str) -> tuple[int | None, str]:

@@ -27,8 +27,6 @@ Concurrency rules, enforced by the database:
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -55,8 +53,14 @@ from piccolo.table import Table
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned
 from tables.people import Site, site_member
+from tables.values import (
+    UNTYPEABLE,
+    parse_date,
+    parse_moment,
+    row_id,
+    typeable,
+)
 
-INT_MAX = 2**31 - 1  # every id column is a PostgreSQL integer: a bigger id names no row
 NAME_MAX = 100
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000
@@ -180,10 +184,6 @@ class Comment(Table, tablename="ticket_comment"):
 
 # -- input: what a form sends, as the values to store ---------------------------------
 
-DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-DATETIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2})?")
-ROW_ID = re.compile(r"[0-9]{1,10}")
-
 # Single-line text fields a card has: form field -> (most characters, what it is called).
 LINES = {
     "vehicle_registration": (20, "A registration"),
@@ -202,42 +202,6 @@ EDITABLE = (
     "parts_eta",
     "appointment",
 )
-UNTYPEABLE = "Use letters, digits and punctuation: this has characters nobody can type."
-
-
-def typeable(text: str, multiline: bool = False) -> bool:
-    """No NUL bytes or other control characters (newlines and tabs where text has lines)."""
-    return not any(
-        unicodedata.category(ch) in ("Cc", "Cs") and not (multiline and ch in "\n\t") for ch in text
-    )
-
-
-def _row_id(value: Any) -> int | None:
-    """A row id as a form sends it, or None when it cannot name a row."""
-    text = str(value).strip() if value is not None else ""
-    number = int(text) if ROW_ID.fullmatch(text) else 0
-    return number if 0 < number <= INT_MAX else None
-
-
-def parse_date(text: str) -> date | None:
-    """An ISO date (2026-12-31) and nothing looser; None when it is not one."""
-    if not DATE.fullmatch(text):
-        return None
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def parse_moment(text: str, tz: ZoneInfo) -> datetime | None:
-    """A date and time as a datetime-local field sends it (2026-12-31T14:30), read in the
-    site's time zone; None when it is not one."""
-    if not DATETIME.fullmatch(text):
-        return None
-    try:
-        return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=tz).astimezone(UTC)
-    except ValueError:
-        return None
 
 
 def _text(values: Mapping[str, Any], name: str) -> str:
@@ -285,7 +249,7 @@ async def _read_card(
         text = _text(values, "assignee").strip()
         out["assignee"], out["assignee_name"] = None, ""
         if text:
-            person = await site_member(site_id, _row_id(text))
+            person = await site_member(site_id, row_id(text))
             if person is None:
                 errors["assignee"] = "Choose someone who works at this site, or nobody."
             else:
@@ -306,7 +270,7 @@ async def _read_card(
                 errors[name] = "Enter a date and time like 2026-12-31 14:30, or leave it empty."
     if "appointment" in present:
         text = _text(values, "appointment").strip()
-        out["appointment"] = _row_id(text) if text else None
+        out["appointment"] = row_id(text) if text else None
         if text and out["appointment"] is None:
             errors["appointment"] = "That is not an appointment."
     return out, errors
@@ -351,7 +315,7 @@ NO_TICKET = "There is no such ticket."
 
 async def _board(site_id: int, board_id: int) -> dict[str, Any]:
     """One of the site's boards (with the site's time zone as `tz`), or DomainError."""
-    if _row_id(board_id) is None:
+    if row_id(board_id) is None:
         raise DomainError(NO_BOARD)
     row = await (
         Board.select(*Board.all_columns(), Board.site.timezone.as_alias("timezone"))
@@ -366,7 +330,7 @@ async def _board(site_id: int, board_id: int) -> dict[str, Any]:
 
 async def _board_of_ticket(site_id: int, ticket_id: int) -> dict[str, Any]:
     """The board of one of the site's tickets, or DomainError."""
-    if _row_id(ticket_id) is None:
+    if row_id(ticket_id) is None:
         raise DomainError(NO_TICKET)
     row = await (
         Ticket.select(Ticket.board)
@@ -405,7 +369,7 @@ async def _column(board_id: int, column_id: int | None) -> dict[str, Any] | None
     """One of the board's columns, or its first when `column_id` is None."""
     query = BoardColumn.select().where(BoardColumn.board == board_id)
     if column_id is not None:
-        if _row_id(column_id) is None:
+        if row_id(column_id) is None:
             return None
         query = query.where(BoardColumn.id == column_id)
     return await query.order_by(BoardColumn.position).first()
@@ -1078,7 +1042,7 @@ async def board_view(
     board = await _board(site_id, board_id)
     in_board: Any = BoardColumn.board == board["id"]
     if only is not None:
-        in_board &= BoardColumn.id.is_in([i for i in only if _row_id(i)] or [-1])
+        in_board &= BoardColumn.id.is_in([i for i in only if row_id(i)] or [-1])
     columns = await BoardColumn.select().where(in_board).order_by(BoardColumn.position)
     shown = [c["id"] for c in columns] or [-1]
     tickets = await (
@@ -1113,7 +1077,7 @@ async def tickets_by_id(
     """Those of `ids` that are tickets of the site's boards, for redrawing just them:
     2 queries for any number."""
     at = at or now()
-    ids = [i for i in ids if _row_id(i) is not None] or [-1]
+    ids = [i for i in ids if row_id(i) is not None] or [-1]
     rows = await (
         Ticket.select(
             *Ticket.all_columns(),

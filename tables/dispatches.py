@@ -71,13 +71,12 @@ from tables.assets import (
     AssetView,
     MakeModel,
     line_of_text,
-    row_id,
     site_asset,
     whole_number,
 )
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned, write_tx
-from tables.boards import DATETIME, UNTYPEABLE, typeable
 from tables.people import Site, site_member
+from tables.values import DATETIME, UNTYPEABLE, row_id, typeable
 
 TITLE_MAX = 200
 DESCRIPTION_MAX = 5000

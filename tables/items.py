@@ -43,7 +43,6 @@ from typing import Any
 
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned
-from tables.boards import INT_MAX, ROW_ID, typeable
 from tables.stocktakes import (
     COST_MAX,
     SKU_MAX,
@@ -56,6 +55,7 @@ from tables.stocktakes import (
     qty,
     text,
 )
+from tables.values import row_id, typeable
 
 NAME_MAX = 200
 CATEGORY_MAX = 60
@@ -297,10 +297,9 @@ async def items_of(
 async def site_item(site_id: int, item_id: Any) -> dict[str, Any]:
     """One of the site's items, or DomainError (another site's reads as one that does not
     exist)."""
-    raw = str(item_id).strip() if item_id is not None else ""
-    if not (ROW_ID.fullmatch(raw) and 0 < int(raw) <= INT_MAX):
+    if (number := row_id(item_id)) is None:
         raise DomainError(NO_ITEM)
-    row = await Item.select().where((Item.id == int(raw)) & (Item.site == site_id)).first()
+    row = await Item.select().where((Item.id == number) & (Item.site == site_id)).first()
     if row is None:
         raise DomainError(NO_ITEM)
     return row
@@ -374,13 +373,12 @@ async def update_item(
     saved meanwhile: `changes` maps each differing field's label to (yours, now) as text)."""
     clean = read_item(values)
     current = await site_item(site_id, item_id)
-    raw = str(version).strip() if version is not None else ""
-    if not (ROW_ID.fullmatch(raw) and 0 < int(raw) <= INT_MAX):
+    if (seen := row_id(version)) is None:  # a version is a whole number from 1, as an id
         raise DomainError("This form could not be read: reload the page.", field="version")
     changed = [name for name in FIELDS if clean[name] != current[name]]
     if not changed:
         return ItemSaved(current, [])
-    if current["version"] != int(raw):
+    if current["version"] != seen:
         raise await _stale(current, clean)
     if "sku" in changed and (holder := await _sku_holder(site_id, clean["sku"], current["id"])):
         raise _sku_taken(clean["sku"], holder)
@@ -396,7 +394,7 @@ async def update_item(
             )
     try:
         row = await update_versioned(
-            Item, current["id"], int(raw), clean, compare=tuple(FIELDS), where=Item.site == site_id
+            Item, current["id"], seen, clean, compare=tuple(FIELDS), where=Item.site == site_id
         )
     except StaleVersion as stale:  # saved between our read and our write
         raise await _stale(stale.current, clean) from None

@@ -91,8 +91,8 @@ from piccolo.table import Table
 
 from tables.activity import Activity
 from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
-from tables.boards import INT_MAX, ROW_ID, UNTYPEABLE, parse_date, typeable
 from tables.people import Site
+from tables.values import UNTYPEABLE, parse_date, row_id, typeable
 
 QTY = 1000  # stored quantities are thousandths of the item's unit
 COST = 10_000  # stored money is ten-thousandths of the currency
@@ -276,12 +276,6 @@ NO_MOVEMENT = "There is no such movement."
 APPROVED = "This stocktake is approved: it can no longer change."
 
 
-def _row_id(value: Any) -> int | None:
-    raw = str(value).strip() if value is not None else ""
-    number = int(raw) if ROW_ID.fullmatch(raw) else 0
-    return number if 0 < number <= INT_MAX else None
-
-
 def _period(start: date, end: date) -> str:
     """ "1–30 Nov 2026", "28 Nov – 3 Dec 2026", "20 Dec 2026 – 5 Jan 2027"."""
     if (start.year, start.month) == (end.year, end.month):
@@ -295,7 +289,7 @@ async def _lock(site_id: int, stocktake_id: Any, writing: bool = True) -> dict[s
     """Bump the stocktake's revision: from here to commit, this transaction is the only one
     writing it or its lines. Returns its row; refuses an unknown one, and an approved one
     when `writing`."""
-    if _row_id(stocktake_id) is None or _row_id(site_id) is None:
+    if row_id(stocktake_id) is None or row_id(site_id) is None:
         raise DomainError(NO_STOCKTAKE, field="stocktake")
     rows = await (
         Stocktake.update({Stocktake.revision: Stocktake.revision + 1})
@@ -312,7 +306,7 @@ async def _lock(site_id: int, stocktake_id: Any, writing: bool = True) -> dict[s
 async def _stocktake_of_line(site_id: int, line_id: Any) -> int:
     """The stocktake of one of the site's lines, or DomainError (a line's stocktake never
     changes, so this may be read before the lock)."""
-    if _row_id(line_id) is None or _row_id(site_id) is None:
+    if row_id(line_id) is None or row_id(site_id) is None:
         raise DomainError(NO_LINE, field="line")
     row = await (
         StocktakeLine.select(StocktakeLine.stocktake)
@@ -411,7 +405,7 @@ async def create_stocktake(site_id: int, values: Mapping[str, str], actor: Actor
         raise InvalidInput(errors)
     assert start and end
     async with write_tx():
-        if _row_id(site_id) is None or not await Site.exists().where(Site.id == site_id):
+        if row_id(site_id) is None or not await Site.exists().where(Site.id == site_id):
             raise DomainError("There is no such site.")
         stamp = now()
         rows = await Stocktake.insert(
@@ -558,7 +552,7 @@ async def count_line(
     approved stocktake; InvalidInput for wrong numbers (full, partial, client_id)."""
     if not isinstance(client_id, str) or (client_id and not CLIENT_ID.fullmatch(client_id)):
         raise InvalidInput({"client_id": "A count's client id is 1 to 64 letters and digits."})
-    seen_version = _row_id(expected_version)  # a form may send it as text
+    seen_version = row_id(expected_version)  # a form may send it as text
     if seen_version is None:
         raise InvalidInput({"version": "Reload the line: this count says no version."})
     expected_version = seen_version
@@ -690,7 +684,7 @@ async def delete_movement(site_id: int, movement_id: int, actor: Actor) -> None:
     """Delete a movement (its line's expected quantity moves back; a counted line is
     flagged "moved since counted"). Refused on an approved stocktake, and when it would
     leave the line expecting less than nothing."""
-    if _row_id(movement_id) is None or _row_id(site_id) is None:
+    if row_id(movement_id) is None or row_id(site_id) is None:
         raise DomainError(NO_MOVEMENT, field="movement")
     async with write_tx():
         found = await (
@@ -1034,7 +1028,7 @@ class StocktakeView:
 
 
 async def _stocktake(site_id: int, stocktake_id: Any) -> dict[str, Any]:
-    if _row_id(stocktake_id) is None or _row_id(site_id) is None:
+    if row_id(stocktake_id) is None or row_id(site_id) is None:
         raise DomainError(NO_STOCKTAKE, field="stocktake")
     row = await (
         Stocktake.select()
@@ -1148,7 +1142,7 @@ def _view(
 async def lines_by_id(site_id: int, ids: list[int]) -> dict[int, LineView]:
     """Those of `ids` that are lines of the site's stocktakes, for redrawing just them:
     1 query for any number."""
-    wanted = [int(i) for i in ids if _row_id(i) is not None] or [-1]
+    wanted = [int(i) for i in ids if row_id(i) is not None] or [-1]
     rows = await StocktakeLine.select(*_line_columns()).where(
         StocktakeLine.id.is_in(wanted) & (StocktakeLine.stocktake.site == site_id)
     )
@@ -1159,7 +1153,7 @@ async def line_by_sku(site_id: int, stocktake_id: int, sku: str) -> LineView | N
     """The stocktake's line for a SKU as a scanner types it (any case, spaces around),
     or None: 1 query."""
     code = sku.strip().upper() if isinstance(sku, str) and typeable(sku) else ""  # a NUL: no
-    if not code or len(code) > SKU_MAX or _row_id(stocktake_id) is None:
+    if not code or len(code) > SKU_MAX or row_id(stocktake_id) is None:
         return None
     row = await (
         StocktakeLine.select(*_line_columns())
