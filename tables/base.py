@@ -7,11 +7,12 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from piccolo.engine import engine_finder
 from piccolo.engine.base import Engine
 from piccolo.engine.sqlite import TransactionType
+from piccolo.query.methods.select import Select
 from piccolo.table import Table
 
 
@@ -60,6 +61,16 @@ async def write_tx(db: Engine | None = None) -> AsyncIterator[None]:
         _after_commit.reset(token)
     for then in pending:
         then()
+
+
+def locking(query: Select, strength: Literal["UPDATE", "SHARE"] = "UPDATE") -> Select:
+    """`query`, locking the rows it reads until the transaction ends (PostgreSQL's
+    SELECT … FOR UPDATE / FOR SHARE): a rule checked on a row then holds until commit.
+    SQLite has no row locks and needs none: write_tx's IMMEDIATE transaction already
+    lets one writer at a time in."""
+    if query.table._meta.db.engine_type == "sqlite":
+        return query
+    return query.lock_rows(strength)
 
 
 def after_commit(then: Callable[[], None]) -> None:

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any
 
 from tables.activity import Activity
-from tables.base import Actor, DomainError, InvalidInput, StaleVersion, update_versioned
+from tables.base import Actor, DomainError, InvalidInput, StaleVersion, locking, update_versioned
 from tables.stocktakes import (
     COST_MAX,
     SKU_MAX,
@@ -294,12 +294,13 @@ async def items_of(
     )
 
 
-async def site_item(site_id: int, item_id: Any) -> dict[str, Any]:
+async def site_item(site_id: int, item_id: Any, *, lock: bool = False) -> dict[str, Any]:
     """One of the site's items, or DomainError (another site's reads as one that does not
-    exist)."""
+    exist). `lock`: held until the caller's write_tx ends (what is checked on it holds)."""
     if (number := row_id(item_id)) is None:
         raise DomainError(NO_ITEM)
-    row = await Item.select().where((Item.id == number) & (Item.site == site_id)).first()
+    query = Item.select().where((Item.id == number) & (Item.site == site_id))
+    row = await (locking(query) if lock else query).first()
     if row is None:
         raise DomainError(NO_ITEM)
     return row
@@ -372,7 +373,9 @@ async def update_item(
     taken SKU, a new measure while a draft stocktake counts the item), StaleVersion (someone
     saved meanwhile: `changes` maps each differing field's label to (yours, now) as text)."""
     clean = read_item(values)
-    current = await site_item(site_id, item_id)
+    # Locked first: a populate under way holds its items (FOR SHARE) until it commits, so
+    # the drafts counting this one are read after it — never a new measure under a count.
+    current = await site_item(site_id, item_id, lock=True)
     if (seen := row_id(version)) is None:  # a version is a whole number from 1, as an id
         raise DomainError("This form could not be read: reload the page.", field="version")
     changed = [name for name in FIELDS if clean[name] != current[name]]

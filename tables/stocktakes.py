@@ -90,7 +90,7 @@ from piccolo.query.functions.aggregate import Count, Max, Sum
 from piccolo.table import Table
 
 from tables.activity import Activity
-from tables.base import Actor, DomainError, InvalidInput, StaleVersion, write_tx
+from tables.base import Actor, DomainError, InvalidInput, StaleVersion, locking, write_tx
 from tables.people import Site
 from tables.values import UNTYPEABLE, parse_date, row_id, typeable
 
@@ -458,10 +458,13 @@ async def populate(
     async with write_tx():
         row = await _lock(site_id, stocktake_id)
         have = StocktakeLine.select(StocktakeLine.item).where(StocktakeLine.stocktake == row["id"])
-        items = await (
+        # Held until commit (FOR SHARE): an item's measure or cost cannot change under
+        # lines made from it (update_item locks the item before it looks for drafts).
+        items = await locking(
             Item.select(Item.id, Item.unit_cost, Item.last_count)
             .where((Item.site == site_id) & Item.active.eq(True) & Item.id.not_in(have))
-            .order_by(Item.id)
+            .order_by(Item.id),
+            "SHARE",
         )
         total = len(items)
         for done in range(0, total, CHUNK):

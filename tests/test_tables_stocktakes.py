@@ -299,6 +299,46 @@ async def test_two_populates_at_the_same_moment_make_one_set_of_lines():
     assert await StocktakeLine.count().where(StocktakeLine.stocktake == stocktake["id"]) == 40
 
 
+async def test_an_items_measure_cannot_change_under_a_populate_under_way():
+    """A manager saves a new measure for an item while a populate is adding it to a draft:
+    the save waits for the populate (its items are locked until it commits), then finds
+    the draft counting the item and is refused — the line is never counted by a measure
+    the item no longer has."""
+    from tables.items import form_values, update_item
+
+    site = await new_site()
+    (keg,) = await make_items(site, 1, name="Guinness keg", unit="keg", sub_units=88)
+    stocktake = await draft(site)
+    admin = await actor("admin")
+    halfway, go_on = asyncio.Event(), asyncio.Event()
+
+    async def progress(done: int, total: int) -> None:
+        halfway.set()  # its lines are written, not yet committed
+        await go_on.wait()
+
+    async def press() -> int:
+        async with write_tx():
+            return await populate(site, stocktake["id"], admin, progress)
+
+    async def save_new_measure() -> None:
+        async with write_tx():
+            values = {**form_values(keg), "sub_units": "50"}
+            await update_item(site, keg["id"], keg["version"], values, admin)
+
+    populating = asyncio.create_task(press())
+    await halfway.wait()
+    saving = asyncio.create_task(save_new_measure())
+    await asyncio.sleep(0.5)
+    assert not saving.done()  # waiting for the populate
+    go_on.set()
+    assert await populating == 1
+    with pytest.raises(InvalidInput) as refused:
+        await saving
+    assert "counts it by" in refused.value.errors["sub_units"]
+    kept = await Item.select(Item.sub_units).where(Item.id == keg["id"]).first()
+    assert kept["sub_units"] == 88
+
+
 async def test_openings_come_from_the_last_approved_count_else_zero():
     site = await new_site()
     counted, fresh = await make_items(site, 2)

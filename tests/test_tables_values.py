@@ -69,6 +69,6 @@ def test_a_moment_is_read_in_the_sites_time_zone():
 
 
 def test_typeable_text_has_no_control_characters():
-    assert typeable("Bay 3 ‘open’ — <b>ok</b>")
+    assert typeable("Bay 3 \u2018open\u2019 \u2014 <b>ok</b>")
     assert not typeable("a\x00b") and not typeable("a\x85b")  # NUL, a C1 control
     assert not typeable("two\nlines") and typeable("two\nlines", multiline=True)
