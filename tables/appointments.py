@@ -167,14 +167,6 @@ def _text(values: Mapping[str, Any], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _moment(text: str, tz: ZoneInfo) -> datetime | None:
-    """datetime-local text in the site's time zone as a UTC moment (None if unreadable)."""
-    try:
-        return parse_moment(text, tz)
-    except OverflowError:  # year 9999 pushed past the end of time by the zone's offset
-        return None
-
-
 def local_text(at: datetime, tz: ZoneInfo) -> str:
     """A moment as a datetime-local field shows it, in the site's time zone."""
     return at.astimezone(tz).strftime("%Y-%m-%dT%H:%M")
@@ -234,13 +226,13 @@ async def _read_booking(
 
     starts = current["starts_at"] if current is not None else None
     if "starts_at" in present:
-        starts = _moment(_text(values, "starts_at").strip(), tz)
+        starts = parse_moment(_text(values, "starts_at").strip(), tz)
         if starts is None:
             errors["starts_at"] = START_FORMAT
         out["starts_at"] = starts
     ends = current["ends_at"] if current is not None else None
     if "ends_at" in present:
-        ends = _moment(_text(values, "ends_at").strip(), tz)
+        ends = parse_moment(_text(values, "ends_at").strip(), tz)
         if ends is None:
             errors["ends_at"] = END_FORMAT
         out["ends_at"] = ends

@@ -54,10 +54,11 @@ def parse_date(text: str) -> date | None:
 
 def parse_moment(text: str, tz: ZoneInfo) -> datetime | None:
     """A date and time as a datetime-local field sends it (2026-12-31T14:30), read in the
-    site's time zone; None when it is not one."""
+    site's time zone; None when it is not one (or when it is the last hours of year 9999
+    west of Greenwich, which in UTC would be in year 10000)."""
     if not DATETIME.fullmatch(text):
         return None
     try:
         return datetime.fromisoformat(text.replace(" ", "T")).replace(tzinfo=tz).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):
         return None

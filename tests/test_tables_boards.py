@@ -36,7 +36,7 @@ from tables.boards import (
     tickets_by_id,
     update_ticket,
 )
-from tables.people import assignable_people
+from tables.people import Site, assignable_people
 from tests.conftest import count_queries
 from tests.factories import site_id
 
@@ -283,6 +283,25 @@ async def test_two_saves_from_one_version_one_wins_the_other_reads_what_changed(
     assert loser.changes == {f: (shown[me][f], shown[winner][f]) for f in shown[me]}
     assert str(loser) == f"{winner} saved a newer version while you were editing."
     assert (await ticket(card["id"]))["version"] == 2
+
+
+async def test_the_last_hours_of_year_9999_west_of_greenwich_are_refused_not_a_500():
+    """In UTC they would be in year 10000, which Python cannot hold: the field's message."""
+    board = await make_board("workshop", "workflow")
+    await Site.update({Site.timezone: "America/Chicago"}).where(Site.id == board["site"])
+    try:
+        with pytest.raises(InvalidInput) as refused:
+            async with write_tx():
+                await create_ticket(
+                    board["site"],
+                    board["id"],
+                    None,
+                    {"title": "Brake pads", "due_out_at": "9999-12-31T23:30"},
+                    await actor("frank"),
+                )
+    finally:
+        await Site.update({Site.timezone: "Africa/Nairobi"}).where(Site.id == board["site"])
+    assert list(refused.value.errors) == ["due_out_at"]
 
 
 async def test_an_edit_changes_only_the_fields_sent_and_records_a_line():

@@ -65,6 +65,8 @@ def test_a_moment_is_read_in_the_sites_time_zone():
     nairobi = ZoneInfo("Africa/Nairobi")  # UTC+3
     assert parse_moment("2026-12-31T14:30", nairobi) == datetime(2026, 12, 31, 11, 30, tzinfo=UTC)
     assert parse_moment("2026-02-30T10:00", nairobi) is None
+    # West of Greenwich the year's last hours would be in year 10000 in UTC: unreadable.
+    assert parse_moment("9999-12-31T23:30", ZoneInfo("America/Chicago")) is None
     assert parse_date("2026-02-30") is None and parse_date("2026-1-5") is None
 
 
