@@ -1145,7 +1145,7 @@ def _view(
 async def lines_by_id(site_id: int, ids: list[int]) -> dict[int, LineView]:
     """Those of `ids` that are lines of the site's stocktakes, for redrawing just them:
     1 query for any number."""
-    wanted = [int(i) for i in ids if row_id(i) is not None] or [-1]
+    wanted = [n for i in ids if (n := row_id(i)) is not None] or [-1]
     rows = await StocktakeLine.select(*_line_columns()).where(
         StocktakeLine.id.is_in(wanted) & (StocktakeLine.stocktake.site == site_id)
     )
