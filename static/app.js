@@ -25,7 +25,18 @@ document.documentElement.classList.add("js");
     box.append(item);
     setTimeout(() => item.remove(), 6000);
   };
-  window.floorboard = { toast, csrfToken };
+  // "Bob is moving #12", "Erin is editing Guinness Keg": tell the page's others that this
+  // user started or ended something (`state`). keepalive: an "end" sent as the page is
+  // left (pagehide: the back button, a link) still arrives; without it the browser drops
+  // the request with the page and the others keep the indicator until it lapses.
+  const indicate = (url, state) => {
+    if (!url) return;
+    const body = new FormData();
+    body.append("state", state);
+    const headers = { "X-CSRFToken": csrfToken() };
+    fetch(url, { method: "POST", body, headers, keepalive: true }).catch(() => {});
+  };
+  window.floorboard = { toast, csrfToken, indicate };
 
   // htmx parses a boosted page with scripting off, so its <noscript> children come in as
   // real elements: the no-JavaScript status frame would load (and refresh itself every

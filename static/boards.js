@@ -5,17 +5,10 @@
 // the answer (what changed, or a 409 with the board as it is and a message) is applied.
 (() => {
   "use strict";
-  const { csrfToken } = window.floorboard;
+  const { indicate: post } = window.floorboard;
   const RENEW_EVERY = 3000; // ms; others drop an indicator after 8 s without a renewal
   const TYPING_EVERY = 2000; // ms between "typing" events while keys go down
   const TYPING_IDLE = 3000; // ms without a key: "stopped typing"
-
-  const post = (url, state) => {
-    if (!url) return;
-    const body = new FormData();
-    body.append("state", state);
-    fetch(url, { method: "POST", body, headers: { "X-CSRFToken": csrfToken() } }).catch(() => {});
-  };
 
   // Post a move as the card's own page would: the version the mover saw, a column and a
   // place ("top", "after:<id>"). The answer (the board as it is now and a message) is

@@ -7,13 +7,7 @@
   "use strict";
   const RENEW_EVERY = 3000; // ms; others drop an indicator after 8 s without a renewal
 
-  const post = (url, state) => {
-    if (!url) return;
-    const body = new FormData();
-    body.append("state", state);
-    const headers = { "X-CSRFToken": window.floorboard?.csrfToken?.() || "" };
-    fetch(url, { method: "POST", body, headers }).catch(() => {});
-  };
+  const post = window.floorboard.indicate;
 
   // One thing edited at a time per tab: a count form (focused) or a drawer (open).
   let current = null; // the data-editing-url being announced

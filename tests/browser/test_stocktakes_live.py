@@ -184,6 +184,26 @@ def test_a_count_by_erin_appears_on_admins_screen_within_a_second(stocktake, tab
     tablets.assert_clean()
 
 
+def test_erin_editing_a_line_shows_on_admins_screen_and_goes_when_she_leaves_by_back(
+    stocktake, tablets
+):
+    """The "is editing" line lapses by itself 8 s after its last renewal; leaving the page
+    (the back button) ends it at once: the "end" is sent as the page goes (keepalive)."""
+    category, (first, *_) = stocktake.category()
+    query = stocktake.query(category)
+    erin = tablets.stocktake("erin", stocktake, query)
+    admin = tablets.stocktake("admin", stocktake, query)
+    editing = admin.line(first).get_by_text(re.compile(r"Erin O'Sullivan is editing "))
+
+    erin.line(first).locator("input[name=full]").focus()
+    expect(editing).to_be_visible(timeout=SEEN)
+    started = time.monotonic()
+    erin.page.go_back()
+    expect(editing).to_have_count(0, timeout=SEEN)
+    assert time.monotonic() - started < 2, "left to lapse rather than ended"
+    tablets.assert_clean()
+
+
 def test_a_purchase_added_by_admin_moves_purchases_expected_and_variance_for_erin(
     stocktake, tablets
 ):
