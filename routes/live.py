@@ -244,6 +244,11 @@ class Throttle:
         self._last[key] = now
         return True
 
+    def forget(self, key: tuple[str, ...]) -> None:
+        """What `key` showed has ended: its next showing goes out at once (someone who
+        leaves a line and comes back to it is shown again, not 2 s later)."""
+        self._last.pop(key, None)
+
 
 # -- the page ------------------------------------------------------------------------------
 
@@ -511,7 +516,10 @@ class LiveArea:
         site, params = await self.where(request)
         access = site_of(request)
         topic = self.topic(site, params)
-        if text and every and not self._throttle.allows((topic, slot, access.username), every):
+        key = (topic, slot, access.username)
+        if not text:
+            self._throttle.forget(key)
+        elif every and not self._throttle.allows(key, every):
             return
         html = indicator(slot, text, by=access.username, ttl=ttl, within=within)
         await services(request).hub.indicate(topic, "indicator", access.username, html)

@@ -86,6 +86,27 @@ async def test_typing_is_shown_at_most_once_a_second_per_typist(app, as_user):
     assert soup(page).select_one(f"#typing-{card['id']}[aria-live]") is not None
 
 
+async def test_typing_again_after_stopping_is_shown_at_once(app, as_user):
+    """The throttle holds back a burst, not a new start: bob stops typing and starts
+    again within the second, and the others see him typing again."""
+    alice, bob = await as_user("alice"), await as_user("bob")
+    board = await new_board(alice)
+    card = await new_ticket(alice, board, "Dock door seal")
+    feed = app.state.services.broker.subscribe([board_topic(board)])
+    url = f"{board['url']}/tickets/{card['id']}/typing"
+    try:
+        await asyncio.sleep(0.05)
+        for state in ("start", "end", "start"):
+            assert (await bob.post(url, {"state": state})).status_code == 204
+        seen = await events_until(feed, lambda e: e.kind == "indicator", timeout=5)
+        seen += await events_until(feed, lambda e: e.kind == "indicator", timeout=5)
+        seen += await events_until(feed, lambda e: e.kind == "indicator", timeout=0.9)
+    finally:
+        feed.close()
+    typing = ["Bob Wilson is typing…" in e.html for e in seen if e.kind == "indicator"]
+    assert typing == [True, False, True]
+
+
 async def test_renaming_a_board_is_live_on_it_and_on_the_list(app, as_user):
     alice, bob = await as_user("alice"), await as_user("bob")
     board = await new_board(alice)
