@@ -35,6 +35,7 @@ from tables.appointments import (
     EDITABLE,
     ON_THE_JOB,
     WORDS,
+    YEARS,
     AppointmentView,
     DayView,
     Status,
@@ -90,7 +91,7 @@ def chosen_day(text: str, tz: ZoneInfo) -> tuple[date, str]:
         day = date.fromisoformat(text.strip())
     except ValueError:
         return today(tz), "That is not a date, so here is today."
-    if not 2000 <= day.year <= 2100:
+    if day.year not in YEARS:
         return today(tz), "That day is out of range, so here is today."
     return day, ""
 

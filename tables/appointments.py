@@ -57,6 +57,9 @@ from tables.values import UNTYPEABLE, parse_moment, row_id, typeable
 BAY_NAME_MAX = 60
 NOTES_MAX = 2000
 DASH = "\u2013"  # the en dash of "09:00–10:00"  # noqa: RUF003
+# The days the dashboard shows (?day=…), and so the days a booking may be on: one in
+# year 9999 would be stored and never seen.
+YEARS = range(2000, 2101)
 SHORTEST = timedelta(minutes=5)
 LONGEST = timedelta(hours=12)
 
@@ -159,6 +162,7 @@ NO_BAY = "Choose one of this site's bays."
 NO_APPOINTMENT = "There is no such appointment."
 NO_SITE = "There is no such site."
 START_FORMAT = "Give the start like 2026-12-31 09:00."
+OUT_OF_RANGE = f"Book a day from {YEARS[0]} to {YEARS[-1]}."
 END_FORMAT = "Give the end like 2026-12-31 10:00."
 
 
@@ -229,6 +233,8 @@ async def _read_booking(
         starts = parse_moment(_text(values, "starts_at").strip(), tz)
         if starts is None:
             errors["starts_at"] = START_FORMAT
+        elif starts.astimezone(tz).year not in YEARS:
+            errors["starts_at"], starts = OUT_OF_RANGE, None
         out["starts_at"] = starts
     ends = current["ends_at"] if current is not None else None
     if "ends_at" in present:

@@ -158,6 +158,18 @@ BAD = [
         "ends_at",
         "An appointment lasts at least 5 minutes.",
     ),
+    (
+        "year 9999",  # the dashboard shows 2000-2100: a booking there would never be seen
+        {"starts_at": "9999-12-31T09:00", "ends_at": "9999-12-31T10:00"},
+        "starts_at",
+        "Book a day from 2000 to 2100.",
+    ),
+    (
+        "year 1999",
+        {"starts_at": "1999-12-31T09:00", "ends_at": "1999-12-31T10:00"},
+        "starts_at",
+        "Book a day from 2000 to 2100.",
+    ),
     ("unknown bay", {"bay": "99999999"}, "bay", "Choose one of this site's bays."),
     ("huge bay id", {"bay": "9" * 40}, "bay", "Choose one of this site's bays."),
     ("bay as words", {"bay": "Bay 1"}, "bay", "Choose one of this site's bays."),
