@@ -454,9 +454,10 @@ async def test_a_dublin_booking_at_nine_shows_at_nine_either_side_of_the_clock_c
     for day in (date(2026, 3, 28), date(2026, 3, 30)):
         made = await admin.post(page, booking({"id": bay.id}, day=day))
         assert made.status_code == 303, made.text
+        mine = made.headers["location"].rsplit("#appointment-", 1)[1]  # others book that day too
         shown = await admin.get(f"{page}?day={day.isoformat()}")
-        assert texts(shown, ".booking__time") == ["09:00\N{EN DASH}10:00"], day
-        assert texts(shown, ".slot__time") == ["09:00\N{EN DASH}10:00"], day
+        assert texts(shown, f"#appointment-{mine} .booking__time") == ["09:00\N{EN DASH}10:00"]
+        assert texts(shown, f"#slot-{mine} .slot__time") == ["09:00\N{EN DASH}10:00"], day
     stored = await Appointment.select(Appointment.starts_at).where(Appointment.bay == bay.id)
     assert sorted(r["starts_at"].astimezone(UTC).hour for r in stored) == [8, 9]
 
