@@ -258,6 +258,11 @@ class Broker(ABC):
     async def healthy(self) -> bool:
         """Whether the broker can publish right now."""
 
+    @property
+    def listening(self) -> bool:
+        """Whether events published now reach this process's subscribers live."""
+        return True
+
     @abstractmethod
     def missed(self) -> None:
         """A publish failed after its change was committed (the broker was not answering):

@@ -129,6 +129,9 @@ class RedisBroker(Broker):
         self._cursor_script = self._client.register_script(_CURSOR_LUA)
         self._reader: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        # False from a failure of the reader's subscription until Redis confirms it again:
+        # meanwhile nothing is delivered live, and the confirmation resets every stream.
+        self._listening = False
         self._missed = False  # a publish failed: the history has a hole (see missed())
 
     # -- keys -----------------------------------------------------------------------------
@@ -187,6 +190,10 @@ class RedisBroker(Broker):
             return bool(await asyncio.wait_for(self._client.ping(), _PING_TIMEOUT))
         except (RedisError, OSError, TimeoutError):
             return False
+
+    @property
+    def listening(self) -> bool:
+        return self._listening
 
     # -- publishing -------------------------------------------------------------------------
 
@@ -295,11 +302,19 @@ class RedisBroker(Broker):
 
     def _observe_epoch(self, epoch: str) -> None:
         """Adopt a new epoch. Live subscriptions carry positions of the lost history, so
-        they end with `reset` and their viewers resync against the new one."""
+        they end with `reset` and their viewers resync against the new one.
+
+        A publish lost before the change needs no epoch of its own any more: every viewer
+        resyncs from the database, which holds its commit. And while the reader is not
+        subscribed the reset waits for it: its confirmation resets every subscription
+        anyway, and a viewer ended now would reconnect only to be ended again then.
+        """
         if epoch != self.epoch:
             if self.epoch:
                 logger.warning("live broker: epoch changed (Redis flushed or restarted)")
-                self._fanout.reset_all()
+                self._missed = False
+                if self._listening:
+                    self._fanout.reset_all()
             self.epoch = epoch
 
     # -- the reader -------------------------------------------------------------------------
@@ -333,12 +348,14 @@ class RedisBroker(Broker):
                 # A bug must not silently end live delivery for the whole process.
                 logger.exception("live broker: reader crashed; retry in %.1fs", delay)
             finally:
+                self._listening = False
                 await pubsub.aclose()
             await asyncio.sleep(delay)
             delay = min(delay * 2, _BACKOFF_MAX)
 
     async def _on_subscribed(self) -> None:
         if not self._subscribed.is_set():
+            self._listening = True
             self._subscribed.set()
             return
         logger.warning("live broker: pub/sub reconnected; resetting live subscriptions")
@@ -347,6 +364,7 @@ class RedisBroker(Broker):
             epoch = await self._new_epoch() if epoch == self.epoch else epoch
             self._missed = False
         self._observe_epoch(epoch)
+        self._listening = True
         self._fanout.reset_all()
 
     def _dispatch(self, data: str) -> None:

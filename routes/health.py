@@ -1,4 +1,4 @@
-"""GET /healthz: is the database answering, is the broker answering."""
+"""GET /healthz: is the database answering, is the broker answering and delivering."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ async def _database() -> str:
 async def _broker(broker) -> str:
     if not await broker.healthy():
         raise ConnectionError("broker does not answer")
+    if not broker.listening:
+        raise ConnectionError("broker answers, but live delivery is not subscribed yet")
     return "ok"
 
 

@@ -21,6 +21,7 @@ from live.memory_broker import MemoryBroker
 from live.presence import MemoryPresence, RedisPresence
 from live.redis_broker import RedisBroker
 from tests.conftest import BROKER_REDIS_URL, delete_namespace
+from tests.servers import RedisServer
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -464,3 +465,34 @@ async def test_a_stuck_render_lock_delays_a_publish_but_never_drops_it(namespace
         await delete_namespace(other, namespace)
         await other.aclose()
         await broker.stop()
+
+
+async def test_after_a_redis_restart_each_viewer_is_ended_once(namespace: str) -> None:
+    """Redis comes back without its keys. Whatever reaches it first (a page's cursor, a
+    publish) finds the new epoch before the reader has subscribed again; the reader's
+    confirmation ends every subscription anyway. So the first must not: a viewer ended
+    then would reconnect only to be ended a second time, as CI once saw."""
+    redis_server = await asyncio.to_thread(RedisServer().start)
+    broker = RedisBroker(redis_server.url, namespace=namespace)
+    try:
+        await broker.start()
+        await broker.publish("t", "note", "ann", "<p>before</p>")
+        before = broker.subscribe(["t"])
+        await asyncio.to_thread(redis_server.stop)
+        await eventually(lambda: not broker.listening)
+        broker.missed()  # a write committed meanwhile could not be published
+
+        await asyncio.to_thread(redis_server.start)  # every key lost
+        fresh = await broker.cursor(["t"])  # a page rendered before the reader is back
+        assert not broker.listening, "the reader resubscribed first: nothing was tested"
+        assert fresh.epoch == broker.epoch and not before.reset
+        await eventually(lambda: broker.listening and before.reset, within=10)
+
+        after = broker.subscribe(["t"])  # the browser's reconnect
+        epoch = broker.epoch
+        event = await broker.publish("t", "note", "ann", "<p>after</p>")
+        assert await take(after, 1) == [event]
+        assert broker.epoch == epoch == fresh.epoch and not after.reset
+    finally:
+        await broker.stop()
+        await asyncio.to_thread(redis_server.cleanup)
