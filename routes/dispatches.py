@@ -266,6 +266,7 @@ async def render_dispatch(view: Render) -> str:
         "steps": steps(d.card),
         "editors": DETAIL_EDITORS,
         "locks": await detail_locks(view.locks, site, d),
+        "people": await assignable_people(site.id),
     }
     html = partial("dispatch-head", render_fragment("dispatches/_head.html", **context))
     html += partial("details", render_fragment("dispatches/_details.html", **context))

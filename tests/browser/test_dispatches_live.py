@@ -189,3 +189,24 @@ def test_without_javascript_the_bulk_form_posts_and_the_page_says_what_happened(
     expect(admin.locator(".messages")).to_contain_text("1 dispatch now Cancelled")
     expect(admin.locator(f"#dispatch-{van}")).to_have_count(0)
     expect(admin.locator(f"#cards-assigned #dispatch-{truck}")).to_be_visible()
+
+
+def test_after_someone_else_moves_a_dispatch_the_other_can_still_reassign_it(dispatches, tablets):
+    """Every form on a dispatch's page carries the version its viewer now sees: once alice
+    starts the dispatch, admin's screen shows it, and admin's reassignment goes through
+    instead of "someone changed the dispatch meanwhile" on every try until a reload."""
+    one = dispatches.make("Tyres to Thika", "KBZ 123A")
+    alice, admin = tablets.board("alice"), tablets.board("admin")
+    for page in (alice, admin):
+        page.goto(f"{tablets.base_url}{BOARD}/{one}")
+        expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+
+    alice.get_by_role("button", name="Mark In Progress").tap()
+    expect(admin.locator("#dispatch-head .status")).to_have_text("In Progress", timeout=SEEN)
+
+    admin.select_option("#f-assignee", label="Charlie Smith")
+    admin.get_by_role("button", name="Assign", exact=True).tap()
+    expect(admin.locator("#toasts")).to_contain_text("is assigned to Charlie Smith")
+    expect(alice.locator("#dispatch-head")).to_contain_text("Charlie Smith", timeout=SEEN)
+    expect(alice.locator("#f-assignee")).to_have_value(dispatches.people["Charlie Smith"])
+    tablets.assert_clean()
