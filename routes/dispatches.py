@@ -308,8 +308,13 @@ async def detail_locks(locks: LockStore, site: SiteRef, d: DispatchView) -> dict
 
 
 def steps(card: DispatchCard) -> list[DispatchStatus]:
-    """Where the dispatch may go from here: forward first, then Cancelled."""
-    return list(NEXT[DispatchStatus(card.status)])
+    """Where the dispatch may go from here: forward first, then Cancelled. Not to Assigned
+    while nobody is (the button could only be refused): assigning someone moves it there."""
+    return [
+        to
+        for to in NEXT[DispatchStatus(card.status)]
+        if to != DispatchStatus.assigned or card.assignee_id is not None
+    ]
 
 
 @DISPATCH.page

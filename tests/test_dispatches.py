@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import re
 
+from bs4 import BeautifulSoup
+
 from routes.dispatches import DISPATCH, DISPATCHES
 from tables.dispatches import (
     Dispatch,
@@ -206,6 +208,45 @@ async def test_steps_follow_the_graph_and_a_truck_needs_its_checklist_or_an_over
     assert refused.status_code == 422
     stale = await alice.post(f"{page}/step", {"to": "completed", "version": "1"})
     assert stale.status_code == 409 and "meanwhile" in stale.text
+
+
+async def test_a_dispatch_offers_only_steps_it_can_take_and_every_form_in_its_live_head(
+    app, as_user
+):
+    """Nobody assigned: no "Mark Assigned" (it could only be refused), a hint to assign
+    instead. And the head every viewer receives carries the assign form with the version
+    they now see, so a reassignment after someone else's change is not refused."""
+    alice = await as_user("alice")
+    row, _ = await a_dispatch(title="Crates to Ruiru")
+    page = f"{BOARD}/{row['id']}"
+    answer = await alice.get(page)
+    shown = soup(answer)
+    assert texts(answer, ".step button") == ["Cancel the dispatch"]
+    assert "Assign someone to move it to Assigned." in shown.select_one("#dispatch-head").text
+    people = {o.get_text(strip=True): o["value"] for o in shown.select("#f-assignee option")}
+
+    topic = DISPATCH.topic(await site_ref("nairobi"), {"dispatch": row["id"]})
+
+    async def assign_bob():
+        done = await alice.post(
+            f"{page}/assign", {"assignee": people["Bob Wilson"], "version": "1"}
+        )
+        assert done.status_code == 303
+
+    (event,) = await events_of(app, topic, assign_bob)
+    head = BeautifulSoup(event.html, "html.parser").select_one("#dispatch-head")
+    version = str((await Dispatch.select().where(Dispatch.id == row["id"]).first())["version"])
+    assert version != "1"
+    assert head.select_one("form.assign input[name=version]")["value"] == version
+    assert head.select_one("#f-assignee option[selected]").get_text() == "Bob Wilson"
+    assert [b.get_text() for b in head.select(".step button")] == [
+        "Mark In Progress",
+        "Cancel the dispatch",
+    ]
+    again = await alice.post(
+        f"{page}/assign", {"assignee": people["Charlie Smith"], "version": version}
+    )
+    assert again.status_code == 303
 
 
 async def test_the_checklist_is_edited_under_a_lock_with_big_toggles_and_version_checks(
