@@ -262,7 +262,16 @@ async def cards_html(view: Render, editors: Mapping[int, str]) -> str:
             if t.id in in_place:
                 fragment = render_fragment("boards/_card.html", t=t, column=column, **context)
                 html += partial(f"ticket-{t.id}", fragment)
+                if column.id not in reordered:  # edited, not moved: its page's text too
+                    html += ticket_page_parts(t)
     return html + heads
+
+
+def ticket_page_parts(t: TicketView) -> str:
+    """A changed ticket's heading and description, for whoever has its page open."""
+    return partial(
+        f"ticket-title-{t.id}", render_fragment("boards/_ticket_title.html", t=t)
+    ) + partial(f"ticket-about-{t.id}", render_fragment("boards/_ticket_about.html", t=t))
 
 
 async def comments_html(view: Render) -> str:

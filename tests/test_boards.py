@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from routes.boards import TICKET
+from routes.boards import BOARD, TICKET
 from tables.activity import Activity
 from tables.boards import Board, BoardColumn, Ticket
 from tables.people import SiteRef
@@ -456,7 +456,6 @@ async def test_members_of_another_site_see_only_their_boards(as_user):
 
 
 async def render_change(app, board: dict, change) -> str:
-    from routes.boards import BOARD
     from routes.live import Render
 
     site = await SiteRef.load(board["site"])
@@ -474,9 +473,44 @@ async def test_an_edit_or_a_lock_redraws_just_that_card_with_its_badge(as_user, 
     await open_editor(alice, board, card)
     html = await render_change(app, board, Change(items={"ticket": {card["id"]}}))
     parts = soup_of(html).select("hx-partial")
-    assert [p["hx-target"] for p in parts] == [f"#ticket-{card['id']}"]
+    assert [p["hx-target"] for p in parts] == [
+        f"#ticket-{card['id']}",  # the card, on the board and on its page
+        f"#ticket-title-{card['id']}",  # its page's heading and description
+        f"#ticket-about-{card['id']}",
+    ]
     assert parts[0].select_one(".ticket__lock").get_text() == "Alice Wanjiru is editing #1"
     assert alice.csrftoken not in html  # nothing per viewer
+
+
+async def test_an_edit_refreshes_the_heading_and_description_of_the_ticket_page(as_user, app):
+    """Bob's save reaches alice's open ticket page whole: the card beside it, and the
+    heading and description above it (they once kept the old title next to the new card)."""
+    from tests.conftest import events_of
+
+    alice, bob = await as_user("alice"), await as_user("bob")
+    board = await new_board(alice)
+    card = await new_ticket(alice, board, "Printer jams")
+    page = await alice.get(f"{board['url']}/tickets/{card['id']}")
+    assert texts(page, f"#ticket-title-{card['id']}") == ["#1 Printer jams"]
+    assert texts(page, f"#ticket-about-{card['id']} .empty") == ["No description."]
+    fields = editor_fields(await open_editor(bob, board, card))
+    site = await SiteRef.load(board["site"])
+
+    async def save():
+        saved = await bob.post(
+            f"{board['url']}/tickets/{card['id']}/edit",
+            {**fields, "title": "Label printer jams", "description": "Since the <b>update</b>"},
+        )
+        assert saved.status_code == 303
+
+    events = await events_of(app, BOARD.topic(site, {"board": board["id"]}), save)
+    parts = {p["hx-target"]: p for e in events for p in soup_of(e.html).select("hx-partial")}
+    heading = parts[f"#ticket-title-{card['id']}"]
+    assert heading.get_text(" ", strip=True) == "#1 Label printer jams"
+    about = parts[f"#ticket-about-{card['id']}"]
+    assert about.select_one(".ticket__description").get_text() == "Since the <b>update</b>"
+    assert about.select_one("b") is None  # text, never markup
+    assert "last changed by Bob Wilson" in about.get_text()
 
 
 async def test_a_comment_is_upserted_on_the_ticket_page_and_a_delete_removes_the_card(as_user, app):
