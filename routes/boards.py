@@ -35,7 +35,7 @@ from routes.common import (
 )
 from routes.editing import Editing, LockEditor, Saving
 from routes.forms import Form, FormErrors, read_form
-from routes.fragments import partial, render_fragment, toast, upsert
+from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import (
     Change,
     Forms,
@@ -224,10 +224,10 @@ async def render_board(view: Render) -> str:
             html += partial("board-head", render_fragment("boards/_head.html", **context))
         if view.change.redraws("columns"):
             html += partial("columns", render_fragment("boards/_columns.html", **context))
-            return html + deletions(view.change, "ticket")
+            return html + deletions(view.change, "ticket") + tickets_gone(view)
     html += await cards_html(view, editors)
     html += await comments_html(view)
-    return html + deletions(view.change, "ticket")
+    return html + deletions(view.change, "ticket") + tickets_gone(view)
 
 
 async def cards_html(view: Render, editors: Mapping[int, str]) -> str:
@@ -265,6 +265,17 @@ async def cards_html(view: Render, editors: Mapping[int, str]) -> str:
                 if column.id not in reordered:  # edited, not moved: its page's text too
                     html += ticket_page_parts(t)
     return html + heads
+
+
+def tickets_gone(view: Render) -> str:
+    """On a deleted ticket's open page: say so where its description was, and take away
+    the comment form (a comment could only land on "There is no such ticket")."""
+    board = path_for("board", site=view.site.slug, board=view.params["board"])
+    html = ""
+    for ticket_id in view.change.removed("ticket"):
+        notice = render_fragment("boards/_ticket_gone.html", ticket_id=ticket_id, board_url=board)
+        html += partial(f"ticket-about-{ticket_id}", notice) + delete(f"ticket-reply-{ticket_id}")
+    return html
 
 
 def ticket_page_parts(t: TicketView) -> str:

@@ -530,8 +530,18 @@ async def test_a_comment_is_upserted_on_the_ticket_page_and_a_delete_removes_the
 
     gone = Change(gone={"ticket": {card["id"]}}, whole={f"column-{board['columns']['todo']}"})
     html = await render_change(app, board, gone)
-    targets = [p["hx-target"] for p in soup_of(html).select("hx-partial")]
-    assert targets == [f"#column-{board['columns']['todo']}", f"#ticket-{card['id']}"]
+    parts = soup_of(html).select("hx-partial")
+    assert [p["hx-target"] for p in parts] == [
+        f"#column-{board['columns']['todo']}",
+        f"#ticket-{card['id']}",
+        f"#ticket-about-{card['id']}",  # its open page says so, and takes the comment form
+        f"#ticket-reply-{card['id']}",
+    ]
+    assert parts[2].get_text(" ", strip=True) == "This ticket was deleted. Back to the board"
+    assert parts[2].select_one("a")["href"] == board["url"]
+    assert parts[3]["hx-swap"] == "delete"
+    page = await alice.get(f"{board['url']}/tickets/{card['id']}")
+    assert soup(page).select_one(f"#ticket-reply-{card['id']} #comment-form") is not None
 
 
 async def test_an_archived_board_is_shown_read_only(as_user):
