@@ -73,6 +73,7 @@ from tables.boards import (
     update_ticket,
 )
 from tables.people import SiteRef, assignable_people
+from tables.values import row_id
 
 AREAS.append(Area("Boards", "boards", "Tickets and workshop jobs, moved and edited together"))
 
@@ -392,8 +393,8 @@ def read_place(form: Form) -> tuple[int | None, str, int | None]:
     column: int | None
     if "to" in form.data:
         column_text, _, position = form.raw("to").partition(":")
-        column = int(column_text) if column_text.isascii() and column_text.isdigit() else 0
-        if not 0 < column < 2**31:
+        column = row_id(column_text)
+        if column is None:
             form.errors.add("position", "Choose where on the board it goes.")
             return None, "", None
     else:
@@ -402,8 +403,8 @@ def read_place(form: Form) -> tuple[int | None, str, int | None]:
     if position in ("top", "bottom"):
         return column, position, None
     kind, _, ticket = position.partition(":")
-    if kind == "after" and ticket.isascii() and ticket.isdigit() and 0 < int(ticket) < 2**31:
-        return column, "after", int(ticket)
+    if kind == "after" and (after := row_id(ticket)) is not None:
+        return column, "after", after
     form.errors.add("position", "Choose where in the column: top, bottom or after a card.")
     return column, "", None
 

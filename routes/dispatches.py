@@ -30,7 +30,7 @@ from live.locks import LockInfo, LockStore
 from routes.access import site_of
 from routes.common import AREAS, Area, best_effort, path_for, render, services, wants_fragment
 from routes.editing import Editing, LockEditor, Saving
-from routes.forms import ROW_ID, FormErrors, read_form
+from routes.forms import FormErrors, read_form
 from routes.fragments import delete, partial, render_fragment, toast, upsert
 from routes.live import Change, Forms, FormSpec, FormState, LiveArea, Params, Render
 from tables.assets import assets_of
@@ -59,6 +59,7 @@ from tables.dispatches import (
     update_detail,
 )
 from tables.people import SiteRef, assignable_people
+from tables.values import row_id
 
 AREAS.append(Area("Dispatches", "dispatches", "Jobs on vehicles and trucks, by status"))
 
@@ -147,8 +148,8 @@ def ticked(values: list[str]) -> tuple[list[str], dict[int, int]]:
     for value in values[:1000]:
         number, _, version = value.partition(":")
         ids.append(number)
-        if ROW_ID.fullmatch(number) and ROW_ID.fullmatch(version):  # ASCII digits ("²" is not)
-            versions[int(number)] = int(version)
+        if (dispatch := row_id(number)) is not None and (seen := row_id(version)) is not None:
+            versions[dispatch] = seen
     return ids, versions
 
 

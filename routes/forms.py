@@ -25,7 +25,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import FormParser, MultiPartParser
 from starlette.requests import Request
 
-from tables.values import INT_MAX, ROW_ID  # an id: 1 to PostgreSQL's integer maximum
+from tables.values import INT_MAX, row_id  # an id: 1 to PostgreSQL's integer maximum
 
 # ASCII digits only: str.isdigit() also takes "²" and "١٢", which int() refuses or reads.
 WHOLE_NUMBER = re.compile(r"-?[0-9]{1,11}")
@@ -137,11 +137,10 @@ class Form:
         raw = self.data.getlist(name) if isinstance(self.data, FormData) else []
         ids: list[int] = []
         for value in raw:
-            text = value.strip() if isinstance(value, str) else ""
-            if not (ROW_ID.fullmatch(text) and 1 <= int(text) <= INT_MAX):
+            if (number := row_id(value if isinstance(value, str) else None)) is None:
                 self.errors.add(name, "Those choices could not be read. Reload the page.")
                 return []
-            ids.append(int(text))
+            ids.append(number)
         return ids
 
 
