@@ -235,7 +235,15 @@ class Throttle:
     def __init__(self) -> None:
         self._last: dict[tuple[str, ...], float] = {}
 
-    def allows(self, key: tuple[str, ...], every: float) -> bool:
+    def admits(self, key: tuple[str, ...], showing: bool, every: float) -> bool:
+        """Whether to send what `key` shows now. An end always goes out, and the next
+        start after it at once (someone who leaves a line and comes back to it is shown
+        again, not `every` seconds later); a start or a renewal at most once per `every`."""
+        if not showing:
+            self._last.pop(key, None)
+            return True
+        if not every:
+            return True
         now = time.monotonic()
         if now - self._last.get(key, -every) < every:
             return False
@@ -243,11 +251,6 @@ class Throttle:
             self._last = {k: t for k, t in self._last.items() if now - t < 60}
         self._last[key] = now
         return True
-
-    def forget(self, key: tuple[str, ...]) -> None:
-        """What `key` showed has ended: its next showing goes out at once (someone who
-        leaves a line and comes back to it is shown again, not 2 s later)."""
-        self._last.pop(key, None)
 
 
 # -- the page ------------------------------------------------------------------------------
@@ -516,10 +519,7 @@ class LiveArea:
         site, params = await self.where(request)
         access = site_of(request)
         topic = self.topic(site, params)
-        key = (topic, slot, access.username)
-        if not text:
-            self._throttle.forget(key)
-        elif every and not self._throttle.allows(key, every):
+        if not self._throttle.admits((topic, slot, access.username), bool(text), every):
             return
         html = indicator(slot, text, by=access.username, ttl=ttl, within=within)
         await services(request).hub.indicate(topic, "indicator", access.username, html)

@@ -604,10 +604,7 @@ async def line_editing(request: Request) -> Response:
     site, params, line = await the_line(request)
     access, form = site_of(request), await read_form(request)
     text = "" if form.raw("state") == "end" else f"{access.display_name} is editing {line.name}"
-    key = (f"{line.stocktake_id}:{line.id}", access.username)
-    if not text:
-        TYPING.forget(key)
-    elif not TYPING.allows(key, 2.0):
+    if not TYPING.admits((f"{line.stocktake_id}:{line.id}", access.username), bool(text), 2.0):
         return Response(status_code=204)
     html = indicator(f"editing-{line.id}", text, by=access.username, ttl=INDICATOR_TTL)
     await announce(request, site, params, line.blind, html)
