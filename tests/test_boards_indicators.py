@@ -5,6 +5,9 @@ and on the list of boards, version-checked) and the read-only wall screen."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -36,6 +39,21 @@ def board_topic(board: dict) -> str:
     return f"board:{board['site']}:{board['id']}"
 
 
+@contextlib.asynccontextmanager
+async def bob_typing_on(app, as_user, title: str) -> AsyncIterator[tuple[Any, str, Subscription]]:
+    """bob, the typing URL of a new card on alice's new board, and a feed of the board's
+    events (closed afterwards)."""
+    alice, bob = await as_user("alice"), await as_user("bob")
+    board = await new_board(alice)
+    card = await new_ticket(alice, board, title)
+    feed = app.state.services.broker.subscribe([board_topic(board)])
+    try:
+        await asyncio.sleep(0.05)
+        yield bob, f"{board['url']}/tickets/{card['id']}/typing", feed
+    finally:
+        feed.close()
+
+
 async def test_a_drag_shows_who_is_moving_the_card_live_only(app, as_user):
     alice, bob = await as_user("alice"), await as_user("bob")
     board = await new_board(alice)
@@ -65,44 +83,30 @@ async def test_a_drag_shows_who_is_moving_the_card_live_only(app, as_user):
 
 
 async def test_typing_is_shown_at_most_once_a_second_per_typist(app, as_user):
-    alice, bob = await as_user("alice"), await as_user("bob")
-    board = await new_board(alice)
-    card = await new_ticket(alice, board, "Forklift battery")
-    feed = app.state.services.broker.subscribe([board_topic(board)])
-    url = f"{board['url']}/tickets/{card['id']}/typing"
-    try:
-        await asyncio.sleep(0.05)
+    async with bob_typing_on(app, as_user, "Forklift battery") as (bob, url, feed):
         for _ in range(5):  # a burst of keystrokes
             assert (await bob.post(url, {"state": "start"})).status_code == 204
         await bob.post(url, {"state": "end"})
         seen = await events_until(feed, lambda e: "is typing" not in e.html)
-    finally:
-        feed.close()
+    ticket = url.removesuffix("/typing")
+    card_id = ticket.rsplit("/", 1)[1]
     shows = [e for e in seen if "Bob Wilson is typing…" in e.html]
     assert len(shows) == 1, [e.html for e in seen]
-    assert f'hx-target="#typing-{card["id"]}"' in shows[0].html  # a line of its own
+    assert f'hx-target="#typing-{card_id}"' in shows[0].html  # a line of its own
     assert 'hx-swap="delete"' in seen[-1].html  # stopping takes just bob's line away
-    page = await alice.get(f"{board['url']}/tickets/{card['id']}")
-    assert soup(page).select_one(f"#typing-{card['id']}[aria-live]") is not None
+    page = await bob.get(ticket)
+    assert soup(page).select_one(f"#typing-{card_id}[aria-live]") is not None
 
 
 async def test_typing_again_after_stopping_is_shown_at_once(app, as_user):
     """The throttle holds back a burst, not a new start: bob stops typing and starts
     again within the second, and the others see him typing again."""
-    alice, bob = await as_user("alice"), await as_user("bob")
-    board = await new_board(alice)
-    card = await new_ticket(alice, board, "Dock door seal")
-    feed = app.state.services.broker.subscribe([board_topic(board)])
-    url = f"{board['url']}/tickets/{card['id']}/typing"
-    try:
-        await asyncio.sleep(0.05)
+    async with bob_typing_on(app, as_user, "Dock door seal") as (bob, url, feed):
         for state in ("start", "end", "start"):
             assert (await bob.post(url, {"state": state})).status_code == 204
         seen = await events_until(feed, lambda e: e.kind == "indicator", timeout=5)
         seen += await events_until(feed, lambda e: e.kind == "indicator", timeout=5)
         seen += await events_until(feed, lambda e: e.kind == "indicator", timeout=0.9)
-    finally:
-        feed.close()
     typing = ["Bob Wilson is typing…" in e.html for e in seen if e.kind == "indicator"]
     assert typing == [True, False, True]
 
