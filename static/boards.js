@@ -92,20 +92,36 @@
   });
 
   // -- "Bob is typing…" ---------------------------------------------------------------------
+  // Shown while keys go down; taken away after TYPING_IDLE without one, and at once when
+  // the typist sends the comment, leaves the box or leaves the page (back, a link, the tab
+  // closed), so that the others never watch someone "typing" who is gone.
   let lastTyping = 0;
   let idle = null;
+  let typingUrl = null;
+  const stopTyping = () => {
+    clearTimeout(idle);
+    if (lastTyping && typingUrl) post(typingUrl, "end");
+    lastTyping = 0;
+  };
   document.addEventListener("input", (e) => {
     const box = e.target instanceof HTMLTextAreaElement && e.target.dataset.typingUrl ? e.target : null;
     if (!box) return;
+    typingUrl = box.dataset.typingUrl;
     const now = Date.now();
-    if (now - lastTyping > TYPING_EVERY) { lastTyping = now; post(box.dataset.typingUrl, "start"); }
+    if (now - lastTyping > TYPING_EVERY) { lastTyping = now; post(typingUrl, "start"); }
     clearTimeout(idle);
-    idle = setTimeout(() => { lastTyping = 0; post(box.dataset.typingUrl, "end"); }, TYPING_IDLE);
+    idle = setTimeout(stopTyping, TYPING_IDLE);
   });
   document.addEventListener("submit", (e) => {
-    const box = e.target.querySelector?.("textarea[data-typing-url]");
-    if (box && lastTyping) { clearTimeout(idle); lastTyping = 0; post(box.dataset.typingUrl, "end"); }
+    if (e.target.querySelector?.("textarea[data-typing-url]")) stopTyping();
   });
+  document.addEventListener("focusout", (e) => {
+    if (e.target instanceof HTMLTextAreaElement && e.target.dataset.typingUrl) stopTyping();
+  });
+  // Boosted links and htmx's back and forward swap the page without a pagehide.
+  document.addEventListener("htmx:before:history:update", stopTyping);
+  document.addEventListener("htmx:before:history:restore", stopTyping);
+  window.addEventListener("pagehide", stopTyping);
 
   // -- a move by anyone: the card, and the order of the columns it left and entered -------
   // A move's event carries the moved card (morphed where it is) and each touched column's

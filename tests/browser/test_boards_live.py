@@ -258,6 +258,31 @@ def test_a_comment_appears_on_the_others_open_ticket_page(
     viewers.assert_clean()
 
 
+def test_someone_typing_is_shown_while_they_type_and_gone_when_they_leave(
+    viewers: BoardUsers, board: Boards
+) -> None:
+    """Leaving the comment box, or the page by its back button or a closed tab, takes
+    "Alice is typing…" away at once, not after the idle timer or the indicator's lapse."""
+    b = board({DOING: ["Dock door sensor"]})
+    sensor = b.cards["Dock door sensor"]
+    alice, bob = viewers("alice", b.path), viewers("bob", b.path)
+    mine, theirs = alice.open_ticket(sensor).wait_live(), bob.open_ticket(sensor).wait_live()
+    typing = bob.page.locator(f"#typing-{sensor}")
+
+    mine.comment_field.press_sequentially("Parts due <b>Monday</b>", delay=20)
+    expect(typing).to_contain_text(f"{ALICE} is typing", timeout=LIVE)
+    alice.page.go_back()
+    expect(typing).not_to_contain_text("is typing", timeout=LIVE)
+
+    mine = alice.open_ticket(sensor).wait_live()
+    mine.comment_field.press_sequentially("Again", delay=20)
+    expect(typing).to_contain_text(f"{ALICE} is typing", timeout=LIVE)
+    alice.page.close()
+    expect(typing).not_to_contain_text("is typing", timeout=LIVE)
+    assert theirs.comments.count() == 0
+    viewers.assert_clean()
+
+
 # --- 4. the same script without JavaScript ------------------------------------------------
 
 
