@@ -2,7 +2,9 @@
 
 A broker stores each published event in a capped per-topic history and hands it to every
 local `Subscription` of its topic. Subscriptions are per viewer and cheap: a deque and at
-most one pending future, no task or timer. The broker feeds them without ever awaiting, so
+most one pending future, no task or timer. A stream with nothing queued can *park* its
+subscription with a taker that writes an event there and then, so the steady live path
+wakes no task per viewer (live/stream.py). The broker feeds them without ever awaiting, so
 one slow viewer cannot hold up the others: a subscription that falls too far behind is cut
 off (`overflowed`) and its viewer resyncs on return. When the broker may have missed
 messages (a Redis reconnect or a lost epoch), every subscription ends with `reset`.
@@ -14,6 +16,7 @@ import asyncio
 import itertools
 from abc import ABC, abstractmethod
 from collections import deque
+from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Literal
 
@@ -35,6 +38,7 @@ class Subscription:
 
     __slots__ = (
         "_bytes",
+        "_direct",
         "_fanout",
         "_max_bytes",
         "_max_events",
@@ -61,6 +65,7 @@ class Subscription:
         self._queue: deque[Event] = deque()
         self._bytes = 0
         self._waiter: asyncio.Future[None] | None = None
+        self._direct: Callable[[Event], bool] | None = None
 
     @property
     def ended(self) -> bool:
@@ -113,13 +118,39 @@ class Subscription:
             waiter = self._waiter = asyncio.get_running_loop().create_future()
         return waiter
 
+    def park(self, taker: Callable[[Event], bool]) -> asyncio.Future[None]:
+        """While nothing is queued, hand each event to `taker` as it comes instead of
+        queueing it; `arrival()` is done once the reader is needed again.
+
+        The taker runs inside the fan-out, so it must not await, raise or end any
+        subscription: it returns True when it took the event (the reader stays parked
+        unless the taker calls `wake()`), False to have it queued, which unparks. Parking
+        is what keeps the steady live path to one function call per viewer and event: a
+        queued event costs a future resolved, a task woken and a coroutine resumed.
+        """
+        self._direct = taker
+        return self.arrival()
+
+    def wake(self) -> None:
+        """Unpark and finish `arrival()`: the reader has to look (see `park`)."""
+        self._direct = None
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
     def _offer(self, event: Event) -> bool:
-        """Queue `event` without waiting; False when that would exceed a cap.
+        """Hand `event` to a parked reader, or queue it without waiting; False when
+        queueing would exceed a cap.
 
         The byte cap counts characters of HTML (len() is O(1); encoding per viewer is what
         the fan-out must avoid). An event larger than the cap is still accepted into an
         empty queue, or a big enough change could never reach anybody.
         """
+        direct = self._direct
+        if direct is not None:
+            if direct(event):
+                return True
+            self._direct = None  # queued below, for the reader's own loop
         queue = self._queue
         size = len(event.html)
         if queue and (len(queue) >= self._max_events or self._bytes + size > self._max_bytes):
@@ -143,9 +174,7 @@ class Subscription:
         self._fanout.remove(self)
         self._queue.clear()
         self._bytes = 0
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        self.wake()
 
 
 class Fanout:

@@ -7,7 +7,11 @@ offers to every subscription at once. The wire frames are sse-starlette's
 `ServerSentEvent(...).encode()`, run once per event (not per viewer) and shared as bytes.
 Once its response has started, a stream is served from outside the middleware stack that
 let it in (`StreamsOutside`), and a process holding many streams collects its young
-objects less often (`tune_gc`).
+objects less often (`tune_gc`). A stream that is up to date parks its subscription
+(`Subscription.park`): the fan-out itself then writes each next event with the server's
+`send`, run as far as it goes without waiting — all the way unless the socket's buffer is
+full, and the rest is left to the stream's own task — so an event wakes no task per
+viewer. (The send is uvicorn's, which needs nothing of the task that runs it.)
 
 Guarantees, in the order the generator meets them:
 
@@ -33,7 +37,7 @@ import gc
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,6 +164,13 @@ class LiveStream:
     _stalled: bool = field(default=False, init=False)
     _sub: Subscription | None = field(default=None, init=False)
     _watcher: asyncio.Future[None] | None = field(default=None, init=False)
+    # The live path's state, kept here for `_take_live`, which runs in the fan-out:
+    _send: Send | None = field(default=None, init=False)
+    _cursor: Cursor = field(default_factory=lambda: Cursor("", {}), init=False)
+    _last_seq: dict[str, int] = field(default_factory=dict, init=False)  # topic -> last sent
+    _single: bool = field(default=True, init=False)
+    _written: int = field(default=0, init=False)  # live deliveries: one in LAG_SAMPLE timed
+    _pending: Awaitable[None] | None = field(default=None, init=False)  # a write left waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._sub = self.broker.subscribe([*self.topics, *self.live_only])
@@ -249,8 +260,6 @@ class LiveStream:
             if count:  # an event's frame (`event`: on the live path, where lag is measured)
                 metrics.delivered(event)
 
-        single = len(self.topics) == 1
-
         await write(RETRY, count=False)
         cursor = Cursor.decode(self.resume_from, self.topics)
         backlog = await self._backlog(cursor)
@@ -261,70 +270,114 @@ class LiveStream:
                 cursor = cursor.advanced(old)  # type: ignore[union-attr]
                 await write(frame(_cache.body(old), cursor.encode(self.topics)))  # type: ignore[union-attr]
         assert cursor is not None
-        last_seq: dict[str, int] = {e.topic: e.seq for e in backlog or ()}
         # This viewer's own positions, moved on in place on the live path: a new Cursor per
         # viewer and event would be thousands of objects per event that outlive it, and
         # the collector's older generations, swept in full now and then, stall the loop.
-        cursor = Cursor(cursor.epoch, dict(cursor.positions))
+        self._cursor = Cursor(cursor.epoch, dict(cursor.positions))
+        self._last_seq = {e.topic: e.seq for e in backlog or ()}
+        self._single = len(self.topics) == 1
+        self._send = send
 
-        # The live path, once per viewer and event: kept to a few lookups and the write.
-        counter, observe_lag, clock = metrics.DELIVERY, metrics.observe_lag, loop.time
-        written = 0  # live deliveries so far: every one counted, one in LAG_SAMPLE timed
+        # Live. While nothing is queued the subscription is parked: the fan-out itself
+        # writes each event that comes in order (`_take_live`), and this loop only wakes
+        # for what needs it — the first event on a topic, a gap, a write the socket made
+        # wait, the end.
         while True:
+            if self._pending is not None:
+                pending, self._pending = self._pending, None
+                await pending
+                self.writing_since = 0.0
             event = sub.take()
             if event is None:
                 if sub.ended:
                     break
-                await sub.arrival()
+                await sub.park(self._take_live)
                 continue
-            if event.ephemeral:  # heartbeats, presence, "bob is moving #12": no id
-                if event.kind == PING_KIND:
-                    await write(PING, count=False)
-                elif event.kind == ENDED_KIND:
-                    return  # the reconnect meets the signed-out session (401): page reloads
-                else:
-                    await write(frame(_cache.body(event)), event)
+            if self._take_live(event):
                 continue
+            if event.ephemeral:  # what _take_live leaves: the user was signed out
+                return  # the reconnect meets the signed-out session (401): page reloads
             topic = event.topic
-            seq = event.seq
-            expected = last_seq.get(topic)
+            expected = self._last_seq.get(topic)
             if expected is None:  # nothing sent on this topic yet: compare with the cursor
-                if position_key(event.position) <= position_key(cursor.position(topic)):
-                    continue  # already sent by the replay
-            elif seq <= expected:  # a topic's seq and position grow together (one script)
+                if position_key(event.position) > position_key(self._cursor.position(topic)):
+                    self._write_in_order(event)
+                continue  # else already sent by the replay
+            if event.seq <= expected:
                 continue  # already sent by the replay
-            elif seq > expected + 1:
-                missed = await self.broker.since(topic, cursor.position(topic))
-                if missed is None or self.broker.epoch != cursor.epoch:
-                    cursor = await self._resync(write, "gap")
-                    cursor = Cursor(cursor.epoch, dict(cursor.positions))
-                    last_seq.clear()
-                    continue
-                for gap_event in missed:
-                    if position_key(gap_event.position) > position_key(event.position):
-                        break
-                    cursor = cursor.advanced(gap_event)
-                    last_seq[topic] = gap_event.seq
-                    await write(
-                        frame(_cache.body(gap_event), cursor.encode(self.topics)), gap_event
-                    )
+            # A jump in the topic's sequence: fill it from history, or resync.
+            missed = await self.broker.since(topic, self._cursor.position(topic))
+            if missed is None or self.broker.epoch != self._cursor.epoch:
+                cursor = await self._resync(write, "gap")
+                self._cursor = Cursor(cursor.epoch, dict(cursor.positions))
+                self._last_seq.clear()
                 continue
-            cursor.positions[topic] = event.position  # what cursor.advanced(event) gives
-            last_seq[topic] = seq
-            if single:  # every up-to-date viewer has the same id: the frame is built once
-                chunk = _cache.frame(event, cursor.epoch)
-            else:
-                chunk = frame(_cache.body(event), cursor.encode(self.topics))
-            # write(), inlined: this is the one line every delivery runs
-            self.writing_since = clock()
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            self.writing_since = 0.0
-            counter.delivered += 1
-            written += 1
-            if written % metrics.LAG_SAMPLE == 1:
-                observe_lag(event)
+            for gap_event in missed:
+                if position_key(gap_event.position) > position_key(event.position):
+                    break
+                self._cursor = self._cursor.advanced(gap_event)
+                self._last_seq[topic] = gap_event.seq
+                await write(
+                    frame(_cache.body(gap_event), self._cursor.encode(self.topics)), gap_event
+                )
         # The subscription ended (slow, reset or shutdown): end the response; the browser
         # reconnects with Last-Event-ID and is replayed or resynced.
+
+    # -- the live path, once per viewer and event: kept to a few lookups and the write --
+
+    def _take_live(self, event: Event) -> bool:
+        """Write `event` now if it is the next one in order (or a heartbeat, or an
+        ephemeral event); False leaves it to the stream's loop. Runs in the fan-out while
+        the stream is parked (`Subscription.park`), so it never awaits or raises."""
+        if event.ephemeral:  # heartbeats, presence, "bob is moving #12": no id
+            if event.kind == PING_KIND:
+                self._send_now(PING, None)
+                return True
+            if event.kind == ENDED_KIND:
+                return False
+            self._send_now(frame(_cache.body(event)), event)
+            return True
+        expected = self._last_seq.get(event.topic)
+        if expected is None or event.seq != expected + 1:
+            return False  # the first on its topic, a replayed one, or a gap: the loop's
+        self._write_in_order(event)
+        return True
+
+    def _write_in_order(self, event: Event) -> None:
+        cursor = self._cursor
+        cursor.positions[event.topic] = event.position  # what cursor.advanced(event) gives
+        self._last_seq[event.topic] = event.seq
+        if self._single:  # every up-to-date viewer has the same id: the frame is built once
+            self._send_now(_cache.frame(event, cursor.epoch), event)
+        else:
+            self._send_now(frame(_cache.body(event), cursor.encode(self.topics)), event)
+
+    def _send_now(self, chunk: bytes, event: Event | None) -> None:
+        """Hand `chunk` to the server's `send` and run it as far as it goes without
+        waiting — all the way, unless the socket's buffer is full. What is left then is
+        `_pending`, for the stream's own task to await (stamped for cut_off_stalled)
+        before it writes anything else; the subscription is woken for it."""
+        assert self._send is not None and self._sub is not None
+        message = {"type": "http.response.body", "body": chunk, "more_body": True}
+        try:
+            steps = self._send(message).__await__()
+            waiting_on = steps.send(None)
+        except StopIteration:  # written
+            pass
+        except Exception as exc:  # the stream's task raises it, as its own write would
+            self._pending = _Raise(exc)
+            self._sub.wake()
+            return
+        else:
+            self._pending = _Rest(steps, waiting_on)
+            self.writing_since = asyncio.get_running_loop().time()
+            self._sub.wake()
+        if event is not None:
+            counter = metrics.DELIVERY
+            counter.delivered += 1
+            self._written += 1
+            if self._written % metrics.LAG_SAMPLE == 1:
+                metrics.observe_lag(event)
 
     async def _backlog(self, cursor: Cursor | None) -> list[Event] | None:
         """What the viewer missed since `cursor`, or None when only a resync will do."""
@@ -345,6 +398,49 @@ class LiveStream:
         html = await self.render_regions()
         await write(html_frame(html, cursor.encode(self.topics)))
         return cursor
+
+
+class _Rest:
+    """The rest of a `send` that was run until it had to wait (`LiveStream._send_now`):
+    awaiting this finishes it, as awaiting the send itself would have — what it waits on
+    is passed up to the awaiting task, and what the task sends or throws (a cancellation
+    included) is passed down."""
+
+    __slots__ = ("_steps", "_waiting_on")
+
+    def __init__(self, steps: Any, waiting_on: Any) -> None:
+        self._steps = steps
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        steps, waiting_on = self._steps, self._waiting_on
+        while True:
+            try:
+                sent = yield waiting_on
+            except BaseException as exc:  # handed down: the send decides
+                try:
+                    waiting_on = steps.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting_on = steps.send(sent)
+                except StopIteration:
+                    return
+
+
+class _Raise:
+    """A `send` that failed in `_send_now`: awaiting this raises its error in the stream's
+    own task (made only then, so an unawaited one warns about nothing)."""
+
+    __slots__ = ("_exc",)
+
+    def __init__(self, exc: Exception) -> None:
+        self._exc = exc
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        raise self._exc
+        yield  # a generator: nothing runs before it is awaited
 
 
 _open: set[LiveStream] = set()  # this process's open streams, for cut_off_stalled()

@@ -73,19 +73,30 @@ class Viewer:
             await self.task
 
 
-def open_stream(stream: LiveStream, *, blocked: asyncio.Event | None = None) -> Viewer:
+def open_stream(
+    stream: LiveStream,
+    *,
+    blocked: asyncio.Event | None = None,
+    socket: Callable[[int], Awaitable[None]] | None = None,
+) -> Viewer:
     """Run the stream's ASGI app; `blocked` makes every write hang (a viewer that stopped
-    reading, or a half-open socket)."""
+    reading, or a half-open socket); `socket(n)` is awaited before the n-th body write, as
+    a server's send waits for a full socket buffer to drain (or fails)."""
     viewer: Viewer
+    writes = 0
 
     async def receive() -> dict:
         await viewer.hang_up.wait()
         return {"type": "http.disconnect"}
 
     async def send(message: dict) -> None:
+        nonlocal writes
         if message["type"] == "http.response.body":
             if blocked is not None:
                 await blocked.wait()
+            writes += 1
+            if socket is not None:
+                await socket(writes)
             viewer.chunks.append(message["body"])
 
     scope = {"type": "http", "method": "GET", "path": "/s/x/live", "headers": []}
@@ -251,6 +262,88 @@ async def test_a_viewer_that_stops_reading_is_cut_off_and_its_memory_freed(make)
     assert broker.subscriptions == 1  # only the fast viewer is still subscribed
     await fast.close()
     assert broker.subscriptions == 0
+
+
+async def test_a_viewer_whose_socket_makes_writes_wait_gets_every_event_once_in_order(
+    make,
+) -> None:
+    """Live events are written from the fan-out while the stream waits with nothing
+    queued; a write the socket makes wait is finished by the stream's own task, and what
+    comes meanwhile is queued behind it."""
+    broker = await make()
+
+    async def congested(n: int) -> None:
+        if n % 3 == 0:  # every third write finds the buffer full, drained a moment later
+            await asyncio.sleep(0.002)
+
+    slow = open_stream(make_stream(broker, await page_cursor(broker)), socket=congested)
+    fast = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)
+    notes = [f"n{i}" for i in range(120)]
+    for i in range(0, 120, 10):  # bursts: some arrive while a write is still waiting
+        await publish_notes(broker, *notes[i : i + 10])
+        await asyncio.sleep(0.005)
+    expected = [f"<p>{n}</p>" for n in notes]
+    for viewer in (slow, fast):
+        frames = await viewer.wait_for(120)
+        assert viewer.datas == expected
+        ids = [Cursor.decode(f.id, [TOPIC]) for f in frames if not f.comment]
+        positions = [c.position(TOPIC) for c in ids if c is not None]
+        assert len(positions) == 120 and len(set(positions)) == 120
+    await slow.close()
+    await fast.close()
+
+
+async def test_a_viewer_whose_socket_stops_draining_while_live_is_cut_off(make) -> None:
+    broker = await make()
+    stuck = asyncio.Event()  # never set
+    live_writes = 0
+
+    async def stops_after_two(n: int) -> None:
+        nonlocal live_writes
+        if n > 1:  # the first body write is the retry line
+            live_writes += 1
+            if live_writes > 2:
+                await stuck.wait()
+
+    stalled = make_stream(broker, await page_cursor(broker), send_timeout=0.3)
+    slow = open_stream(stalled, socket=stops_after_two)
+    fast = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)
+    await publish_notes(broker, *[f"n{i}" for i in range(5)])
+    await fast.wait_for(5)
+    assert slow.datas == ["<p>n0</p>", "<p>n1</p>"]
+    await asyncio.sleep(0.4)
+    assert cut_off_stalled() == 1 or stalled._stalled
+    async with asyncio.timeout(5):
+        await slow.task  # ended by the cut-off, not by hanging up
+    assert broker.subscriptions == 1
+    await publish_notes(broker, "after")
+    await fast.wait_for(6)
+    await fast.close()
+
+
+async def test_a_socket_that_fails_mid_stream_ends_that_stream_only(make) -> None:
+    broker = await make()
+    failing = False
+
+    async def resets(n: int) -> None:
+        if failing:
+            raise ConnectionResetError("the tablet's Wi-Fi went")
+
+    broken = open_stream(make_stream(broker, await page_cursor(broker)), socket=resets)
+    fine = open_stream(make_stream(broker, await page_cursor(broker)))
+    await asyncio.sleep(0.05)
+    await publish_notes(broker, "one", "two")
+    await broken.wait_for(2)
+    failing = True
+    await publish_notes(broker, "three", "four")
+    async with asyncio.timeout(5):
+        await broken.task  # ended quietly (logged), not raised
+    assert broken.datas == ["<p>one</p>", "<p>two</p>"]
+    assert (await fine.wait_for(4))[-1].data == "<p>four</p>"
+    assert broker.subscriptions == 1
+    await fine.close()
 
 
 async def test_hanging_up_ends_the_stream_and_unsubscribes(make) -> None:
