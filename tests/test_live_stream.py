@@ -467,3 +467,76 @@ def test_frames_are_sse_starlette_encodings_built_once_per_event() -> None:
     assert cache.frame(event, "ep") is cache.frame(event, "ep")
     assert cache.body(event) is cache.body(event)
     assert (PING, RETRY) == (b": ping\n\n", b"retry: 1000\n\n")
+
+
+async def test_on_a_real_socket_a_viewer_that_stops_reading_is_cut_off_and_others_get_all(
+    make,
+) -> None:
+    """Through uvicorn's own `send` (its flow control, a real TCP socket): one viewer's
+    tablet stops reading — its socket fills, and the write the fan-out started has to
+    wait — while another keeps reading. The reader gets every event once and in order;
+    the stuck one is cut off and unsubscribed; the server goes on answering."""
+    import socket
+
+    import httpx
+    import uvicorn
+
+    from tests.servers import free_port
+
+    broker = await make()
+    cursor = await page_cursor(broker)
+    opened: list[LiveStream] = []
+
+    async def app(scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return
+        stream = make_stream(broker, cursor, send_timeout=0.5)
+        opened.append(stream)
+        await stream(scope, receive, send)
+
+    port = free_port()
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, lifespan="off", http="httptools", log_level="warning"
+    )
+    server = uvicorn.Server(config)
+    serving = asyncio.ensure_future(server.serve())
+    loop = asyncio.get_running_loop()
+    stuck = socket.socket()
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for it
+                await asyncio.sleep(0.01)
+        stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a tablet, not a server
+        stuck.setblocking(False)
+        await loop.sock_connect(stuck, ("127.0.0.1", port))
+        await loop.sock_sendall(stuck, b"GET /live HTTP/1.1\r\nHost: floorboard\r\n\r\n")
+        received: list[str] = []
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            async with http.stream("GET", "/live") as reader:
+                async with asyncio.timeout(5):
+                    while broker.subscriptions < 2:  # noqa: ASYNC110 - both streams open
+                        await asyncio.sleep(0.01)
+                big = "x" * 50_000
+                lines = reader.aiter_lines()
+                for i in range(120):  # 6 MB: far more than the stuck socket's buffers hold
+                    await publish_notes(broker, f"{i} {big}")
+                    while len(received) <= i:
+                        line = await anext(lines)
+                        if line.startswith("data: "):
+                            received.append(line.removeprefix("data: <p>").split(" ", 1)[0])
+        assert received == [str(i) for i in range(120)]
+        stuck_stream = opened[0]
+        assert stuck_stream.writing_since  # its write is waiting for the socket to drain
+        await asyncio.sleep(0.6)
+        assert cut_off_stalled() == 1 or stuck_stream._stalled  # as the hub's ticker does
+        async with asyncio.timeout(5):
+            while stuck_stream._sub is not None or broker.subscriptions:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the stuck one cut off, the reader hung up
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            async with http.stream("GET", "/live") as again:
+                assert again.status_code == 200
+    finally:
+        stuck.close()
+        server.should_exit = True
+        async with asyncio.timeout(10):
+            await serving
