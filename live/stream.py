@@ -373,8 +373,7 @@ class LiveStream:
             self.writing_since = asyncio.get_running_loop().time()
             self._sub.wake()
         if event is not None:
-            counter = metrics.DELIVERY
-            counter.delivered += 1
+            metrics.DELIVERY.delivered += 1
             self._written += 1
             if self._written % metrics.LAG_SAMPLE == 1:
                 metrics.observe_lag(event)

@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from unittest.mock import patch
 
+import httpx
 import pytest
+import uvicorn
 
 from live.broker import Broker, Fanout
 from live.events import Cursor
 from live.stream import LiveStream, StreamsOutside, cut_off_stalled
+from tests.servers import free_port
 
 TOPIC = "site:1"
 REGIONS = '<hx-partial hx-target="#activity" hx-swap="outerMorph">fresh</hx-partial>'
@@ -77,10 +81,10 @@ def open_stream(
     stream: LiveStream,
     *,
     blocked: asyncio.Event | None = None,
-    socket: Callable[[int], Awaitable[None]] | None = None,
+    before_write: Callable[[int], Awaitable[None]] | None = None,
 ) -> Viewer:
     """Run the stream's ASGI app; `blocked` makes every write hang (a viewer that stopped
-    reading, or a half-open socket); `socket(n)` is awaited before the n-th body write, as
+    reading, or a half-open socket); `before_write(n)` is awaited before the n-th body write, as
     a server's send waits for a full socket buffer to drain (or fails)."""
     viewer: Viewer
     writes = 0
@@ -95,8 +99,8 @@ def open_stream(
             if blocked is not None:
                 await blocked.wait()
             writes += 1
-            if socket is not None:
-                await socket(writes)
+            if before_write is not None:
+                await before_write(writes)
             viewer.chunks.append(message["body"])
 
     scope = {"type": "http", "method": "GET", "path": "/s/x/live", "headers": []}
@@ -276,7 +280,7 @@ async def test_a_viewer_whose_socket_makes_writes_wait_gets_every_event_once_in_
         if n % 3 == 0:  # every third write finds the buffer full, drained a moment later
             await asyncio.sleep(0.002)
 
-    slow = open_stream(make_stream(broker, await page_cursor(broker)), socket=congested)
+    slow = open_stream(make_stream(broker, await page_cursor(broker)), before_write=congested)
     fast = open_stream(make_stream(broker, await page_cursor(broker)))
     await asyncio.sleep(0.05)
     notes = [f"n{i}" for i in range(120)]
@@ -307,7 +311,7 @@ async def test_a_viewer_whose_socket_stops_draining_while_live_is_cut_off(make) 
                 await stuck.wait()
 
     stalled = make_stream(broker, await page_cursor(broker), send_timeout=0.3)
-    slow = open_stream(stalled, socket=stops_after_two)
+    slow = open_stream(stalled, before_write=stops_after_two)
     fast = open_stream(make_stream(broker, await page_cursor(broker)))
     await asyncio.sleep(0.05)
     await publish_notes(broker, *[f"n{i}" for i in range(5)])
@@ -331,7 +335,7 @@ async def test_a_socket_that_fails_mid_stream_ends_that_stream_only(make) -> Non
         if failing:
             raise ConnectionResetError("the tablet's Wi-Fi went")
 
-    broken = open_stream(make_stream(broker, await page_cursor(broker)), socket=resets)
+    broken = open_stream(make_stream(broker, await page_cursor(broker)), before_write=resets)
     fine = open_stream(make_stream(broker, await page_cursor(broker)))
     await asyncio.sleep(0.05)
     await publish_notes(broker, "one", "two")
@@ -476,13 +480,6 @@ async def test_on_a_real_socket_a_viewer_that_stops_reading_is_cut_off_and_other
     tablet stops reading — its socket fills, and the write the fan-out started has to
     wait — while another keeps reading. The reader gets every event once and in order;
     the stuck one is cut off and unsubscribed; the server goes on answering."""
-    import socket
-
-    import httpx
-    import uvicorn
-
-    from tests.servers import free_port
-
     broker = await make()
     cursor = await page_cursor(broker)
     opened: list[LiveStream] = []
